@@ -498,8 +498,11 @@ class Raft:
         """Adopt ``snapshot`` unless our log already covers it; True if the log was replaced."""
         if snapshot.index <= self.log.committed:
             return False
-        if self.id not in snapshot.conf_state.members():
-            return False  # not meant for us (we were removed, or a stale sender): ignore it
+        if self.id not in snapshot.conf_state.members() and self.voters | self.learners:
+            # A member that knows a membership and is not in the snapshot's was removed, or the
+            # sender is stale: ignore it. A fresh member (no membership yet) takes any snapshot and
+            # learns of its own addition from the entries that follow.
+            return False
         if self.log.match_term(snapshot.index, snapshot.term):
             self.log.commit_to(snapshot.index)  # we have the entries: just fast-forward commit
             return False
