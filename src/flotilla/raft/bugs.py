@@ -15,6 +15,7 @@ class Bug(Enum):
     DOUBLE_VOTE = "grant a second vote in the same term"
     COMMIT_PREVIOUS_TERM = "commit an entry from a previous term by counting replicas (raft §5.4.2)"
     KEEP_CONFLICTING_SUFFIX = "append after a conflict without truncating the conflicting suffix"
+    VOTE_FOR_STALE_LOG = "grant a vote without the election restriction (raft §5.4.1)"
     READ_WITHOUT_QUORUM = "answer ReadIndex without confirming leadership with a heartbeat quorum"
 
 

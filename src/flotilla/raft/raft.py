@@ -336,7 +336,10 @@ class Raft:
             or (m.type == MT.PRE_VOTE and m.term > self.term)  # a pre-vote is for a future term
             or (bugs.ACTIVE and bugs.Bug.DOUBLE_VOTE in bugs.ACTIVE and m.type == MT.VOTE)
         )
-        if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+        up_to_date = self.log.is_up_to_date(m.index, m.log_term) or (
+            bugs.ACTIVE and bugs.Bug.VOTE_FOR_STALE_LOG in bugs.ACTIVE
+        )
+        if can_vote and up_to_date:
             # A granted pre-vote answers with the term it was asked about, so the pre-candidate
             # counts it; a real vote answers with our (equal) term.
             self._send(Message(response, to=m.sender, term=m.term))

@@ -46,7 +46,10 @@ class SimConfig:
     def from_seed(cls, seed: int) -> SimConfig:
         rng = random.Random(f"config-{seed}")
         calm = rng.random() < 0.1  # some seeds run without faults, to catch liveness bugs alone
-        members = rng.choice((1, 3, 3, 3, 4, 5, 5))
+        # Churn seeds crash leaders often and replicate one entry per message, so that a new leader
+        # spends a while re-replicating entries of older terms: Figure 8 of the raft paper.
+        churn = not calm and rng.random() < 0.25
+        members = rng.choice((3, 5)) if churn else rng.choice((1, 3, 3, 3, 4, 5, 5))
         delay_min = rng.choice((100, 500, 1 * MS, 2 * MS))
         return cls(
             seed=seed,
@@ -54,11 +57,11 @@ class SimConfig:
             tick_us=10 * MS,
             election_timeout_ticks=10,
             heartbeat_interval_ticks=rng.choice((1, 2, 3)),
-            max_msg_bytes=rng.choice((64, 512, 1 << 20)),
-            max_inflight_msgs=rng.choice((1, 4, 256)),
+            max_msg_bytes=1 if churn else rng.choice((64, 512, 1 << 20)),
+            max_inflight_msgs=1 if churn else rng.choice((1, 4, 256)),
             pre_vote=rng.random() < 0.8,
             check_quorum=rng.random() < 0.8,
-            fault_phase_us=rng.randrange(1_000, 4_000) * MS,
+            fault_phase_us=rng.randrange(500, 3_000) * MS,
             liveness_bound_us=6_000 * MS,
             delay_min_us=delay_min,
             delay_max_us=delay_min + rng.choice((1 * MS, 5 * MS, 20 * MS, 60 * MS)),
@@ -69,8 +72,8 @@ class SimConfig:
             partition_max_us=rng.choice((200, 800, 2_000)) * MS,
             asymmetric=rng.choice((0.0, 0.3)),
             swizzle_rate_per_s=0.0 if calm else rng.choice((0.0, 0.0, 0.5)),
-            crash_rate_per_s=0.0 if calm else rng.choice((0.0, 0.3, 1.0, 2.0)),
-            down_max_us=rng.choice((100, 500, 1_500)) * MS,
+            crash_rate_per_s=4.0 if churn else 0.0 if calm else rng.choice((0.0, 0.3, 1.0, 2.0)),
+            down_max_us=rng.choice((100, 300) if churn else (100, 500, 1_500)) * MS,
             torn_write=rng.choice((0.0, 0.5)),
             fsync_min_us=rng.choice((100, 1 * MS)),
             fsync_max_us=rng.choice((2 * MS, 10 * MS, 40 * MS)),

@@ -16,7 +16,8 @@ class Network:
 
     A *blocked* link drops everything (a partition; blocking one direction makes it asymmetric). A
     *clogged* link holds messages and releases them when unclogged (FoundationDB's swizzle-clogging).
-    Reordering comes from independent random delays.
+    Reordering comes from independent random delays (until ``heal``: then links are FIFO, like TCP;
+    raft's pipelined appends make progress under reordering but need order to be fast).
     """
 
     def __init__(
@@ -38,6 +39,8 @@ class Network:
         self.loss = loss
         self.duplicate = duplicate
         self.spike = spike
+        self.reorder = True  # False: each link delivers in order, as a TCP stream does
+        self._last_at: dict[tuple[int, int], int] = {}
         self.blocked: set[tuple[int, int]] = set()
         self.clogged: set[tuple[int, int]] = set()
         self._held: dict[tuple[int, int], list[Message]] = {}
@@ -65,9 +68,14 @@ class Network:
         delay = self._rng.randint(low, high)
         if self.spike and self._rng.random() < self.spike:
             delay += self._rng.randint(0, 20 * high)
-        self._loop.call_later(delay, self._deliver, m)
+        when = self._loop.now_us + delay
+        if not self.reorder:
+            link = (m.sender, m.to)
+            when = max(when, self._last_at.get(link, 0))
+            self._last_at[link] = when
+        self._loop.call_at(when, self._deliver, m)
         if m.type == MessageType.SNAP:
-            self._loop.call_later(2 * delay, self._report_snapshot, m, True)
+            self._loop.call_at(when + delay, self._report_snapshot, m, True)
 
     # --- faults ---------------------------------------------------------------------------------
     def partition(self, side_a: set[int], side_b: set[int], one_way: bool = False) -> None:
@@ -90,7 +98,8 @@ class Network:
             self._schedule(m)
 
     def heal(self) -> None:
-        """Everything reliable again: no partitions, clogs, loss, duplication or spikes."""
+        """Everything reliable again: no partitions, clogs, loss, duplication, spikes or reordering."""
+        self.reorder = False
         self.blocked.clear()
         for link in list(self.clogged):
             self.unclog(link)

@@ -66,7 +66,8 @@ class SimNode:
     inbox: list = field(default_factory=list)
     pending_ticks: int = 0
     seen: list[int] = field(default_factory=lambda: [0, 0, 0, -1])
-    reads: dict[bytes, PendingRead] = field(default_factory=dict)
+    reads: dict[bytes, PendingRead] = field(default_factory=dict)  # awaiting their ReadState
+    confirmed_reads: list[PendingRead] = field(default_factory=list)  # awaiting their index's apply
     unsynced: Ready | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class SimNode:
             self.sim.checker.on_restore(self.id, snapshot.index, self.sm.digest)
         self.alive, self.busy, self.inbox, self.pending_ticks = True, False, [], 0
         self.seen = [0, 0, snapshot.index, -1]
-        self.reads = {}
+        self.reads, self.confirmed_reads = {}, []
         self.unsynced = None
         self.sim.loop.call_later(self.sim.rng.randrange(cfg.tick_us), self._on_tick, self.incarnation)
         self._observe()
@@ -107,7 +108,7 @@ class SimNode:
         self.unsynced = None
         self.busy = False
         self.inbox = []
-        self.reads = {}
+        self.reads, self.confirmed_reads = {}, []
         self.incarnation += 1  # invalidates its scheduled ticks and disk completions
 
     def _persist_torn_prefix(self, rd: Ready) -> None:
@@ -209,9 +210,10 @@ class SimNode:
             if not self.alive:
                 return  # removed itself
         for rs in rd.read_states:
-            read = self.reads.get(rs.request_ctx)
+            read = self.reads.pop(rs.request_ctx, None)
             if read is not None:
                 read.index = rs.index
+                self.confirmed_reads.append(read)
         self.raw.advance(rd)
         self._observe()
         self._serve_reads()
@@ -235,13 +237,16 @@ class SimNode:
             self.sim.on_write_applied(self, key, value, entry.index)
 
     def _serve_reads(self) -> None:
-        if not self.reads:
+        if not self.confirmed_reads:
             return
-        for ctx, read in list(self.reads.items()):
-            if 0 <= read.index <= self.sm.applied:
-                del self.reads[ctx]
+        waiting = []
+        for read in self.confirmed_reads:
+            if read.index <= self.sm.applied:
                 _, written_at = self.sm.kv.get(read.key, (b"", 0))
                 self.sim.checker.read_served(self.id, read.key, written_at, read.required, read.index)
+            else:
+                waiting.append(read)
+        self.confirmed_reads = waiting
 
     def _maybe_snapshot(self) -> None:
         every = self.sim.config.snapshot_every

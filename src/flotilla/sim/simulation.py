@@ -61,7 +61,8 @@ class Simulation:
         self._trace = trace
         self._next_id = config.members + 1
         self._faulty = True
-        self._liveness_value: bytes | None = None
+        self._liveness_values: set[bytes] = set()  # probe writes proposed after healing
+        self._liveness_proposed_us = 0
         self._done = False
         self._write_seq = 0
         self._read_seq = 0
@@ -164,7 +165,7 @@ class Simulation:
             del self._pending_writes[value]
             self.checker.write_acked(key, index)
             self.writes_acked += 1
-        if value == self._liveness_value:
+        if value in self._liveness_values:
             self._check_liveness_done()
 
     # --- client workload --------------------------------------------------------------------------
@@ -238,7 +239,11 @@ class Simulation:
         ids = sorted(self.nodes)
         if len(ids) < 2:
             return
-        side = set(self.rng.sample(ids, self.rng.randrange(1, len(ids))))
+        leader = self._leader()
+        if leader is not None and self.rng.random() < 0.5:
+            side = {leader.id}  # isolating the leader is the partition that tests the most
+        else:
+            side = set(self.rng.sample(ids, self.rng.randrange(1, len(ids))))
         rest = set(ids) - side
         one_way = self.rng.random() < self.config.asymmetric
         before = set(self.network.blocked)
@@ -271,7 +276,8 @@ class Simulation:
         live = [n for n in self._live() if not n.removed]
         if not live:
             return
-        node = self.rng.choice(live)
+        leader = self._leader()
+        node = leader if leader is not None and self.rng.random() < 0.5 else self.rng.choice(live)
         node.crash()
         self.log(f"crash {node.id}")
         self.loop.call_later(self.rng.randrange(10 * MS, self.config.down_max_us), self._restart, node)
@@ -355,23 +361,24 @@ class Simulation:
         leader = self._leader()
         if leader is None:
             return
-        if self._liveness_value is None:
-            self._liveness_value = b"liveness-%d" % self.config.seed
+        # Propose a probe write, and again (as a client would retry) if the last one may be lost.
+        if self.loop.now_us - self._liveness_proposed_us >= 500 * MS:
+            value = b"liveness-%d" % (len(self._liveness_values) + 1)
             try:
-                leader.raw.propose(b"put live " + self._liveness_value)
+                leader.raw.propose(b"put live " + value)
             except ProposalDropped:
-                self._liveness_value = None
                 return
+            self._liveness_values.add(value)
+            self._liveness_proposed_us = self.loop.now_us
             leader._drain()
         self._check_liveness_done()
 
     def _check_liveness_done(self) -> None:
-        value = self._liveness_value
-        if value is None:
+        if not self._liveness_values:
             return
         members = self._current_members()
         nodes = [self.nodes[i] for i in members if i in self.nodes]
-        if all(n.alive and n.sm.kv.get(b"live", (None,))[0] == value for n in nodes):
+        if all(n.alive and n.sm.kv.get(b"live", (b"",))[0] in self._liveness_values for n in nodes):
             self._done = True
             self.log("liveness: every member applied the probe write")
 
