@@ -18,12 +18,7 @@ TESTDATA = Path(__file__).parent / "testdata"
 SCRIPTS = sorted(TESTDATA.glob("*.txt"))
 
 # Scripts whose expected output is right and whose actual output is not: known raft bugs.
-KNOWN_BUGS: dict[str, str] = {
-    "leader_transfer_via_follower.txt": (
-        "a follower forwarding TRANSFER_LEADER overwrites its sender (the transferee) with its own id in "
-        "Raft._send, so the leader hands over to the forwarding follower instead of the named transferee"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _param(path: Path) -> object:

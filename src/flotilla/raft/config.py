@@ -37,5 +37,7 @@ class Config:
             )
         if self.max_inflight_msgs <= 0:
             raise ConfigError("max_inflight_msgs must be positive")
+        if self.max_inflight_bytes is not None and self.max_inflight_bytes <= 0:
+            raise ConfigError("max_inflight_bytes must be positive, or None for no byte limit")
         if self.max_msg_bytes <= 0:
             raise ConfigError("max_msg_bytes must be positive")

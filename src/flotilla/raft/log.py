@@ -122,6 +122,7 @@ class RaftLog:
             return self.last_index()
         after = entries[0].index
         assert after > self.committed, f"overwriting committed entry {after} (committed {self.committed})"
+        assert after <= self.last_index() + 1, f"gap: appending {after} after {self.last_index()}"
         if after == self._offset + len(self._unstable):
             self._unstable.extend(entries)
         elif after <= self._offset:

@@ -114,7 +114,9 @@ class Raft:
 
     # --- sending --------------------------------------------------------------------------------
     def _send(self, m: Message) -> None:
-        m.sender = self.id
+        if m.sender == NO_LEADER:
+            # A forwarded message keeps its sender: for TRANSFER_LEADER it names the transferee.
+            m.sender = self.id
         if m.type in (MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE, MT.PRE_VOTE_RESP):
             assert m.term, f"{m.type.name} must carry an explicit term"
         elif m.type not in (MT.PROP, MT.READ_INDEX):
@@ -255,10 +257,10 @@ class Raft:
             own.become_replicate()
             own.match = self.log.stable_last_index()
             own.recent_active = True
-        # No membership change until the entries of earlier terms are applied (see module docstring).
-        self.pending_conf_index = self.log.last_index()
         # An empty entry of our term: committing it commits everything before it (raft §5.4.2, §8).
         self._append_entries([Entry(0, 0)])
+        # No membership change until that entry is applied (see the module docstring).
+        self.pending_conf_index = self.log.last_index()
 
     # --- ticks ----------------------------------------------------------------------------------
     def tick(self) -> None:

@@ -142,7 +142,7 @@ class Message:
 class ConfChangeType(IntEnum):
     ADD_NODE = 0  # add a voter, or promote a learner to voter
     REMOVE_NODE = 1
-    ADD_LEARNER = 2  # add a non-voting member, or demote... (demotion of a voter is refused)
+    ADD_LEARNER = 2  # add a non-voting member, or demote a voter to one (one voter fewer: one change)
 
 
 class ConfChange(NamedTuple):
