@@ -807,12 +807,6 @@ def test_6_a_removed_leader_steps_down() -> None:
     assert leader in (2, 3) and net[leader].raft.conf_state().voters == {2, 3}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raft bug: the removed leader's TimeoutNow (raft.py _step_down_after_removal) reaches the target "
-    "right behind the APP that commits the removal; the target has not applied it yet, so _hup refuses "
-    "(_has_unapplied_conf_change) and the handover is silently lost",
-)
 def test_6_a_removed_leader_hands_over_at_once() -> None:
     """Our extension (raft.py _step_down_after_removal): the removed leader sends TimeoutNow to an
     up-to-date voter so the cluster need not wait an election timeout. Messages here arrive in the

@@ -197,6 +197,7 @@ class Raft:
             self.term = term
             self.vote = NO_LEADER
         self.leader_id = NO_LEADER
+        self.transfer_campaign_term = 0
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = self.config.election_timeout_ticks + self._rng.randrange(
@@ -363,6 +364,13 @@ class Raft:
         else:
             self._campaign(MT.VOTE, CAMPAIGN_TRANSFER if transfer else b"")
 
+    def on_applied(self) -> None:
+        """The application applied more entries: run a handover campaign that waited for it."""
+        if self.transfer_campaign_term and self.transfer_campaign_term == self.term:
+            if not self._has_unapplied_conf_change():
+                self.transfer_campaign_term = 0
+                self._hup(transfer=True)
+
     def _has_unapplied_conf_change(self) -> bool:
         log = self.log
         if log.applied >= log.committed:
@@ -443,8 +451,13 @@ class Raft:
                 m.to = self.leader_id
                 self._send(m)
         elif t == MT.TIMEOUT_NOW:
-            # The leader hands over: campaign at once, past any lease (thesis §3.10).
-            self._hup(transfer=True)
+            # The leader hands over: campaign at once, past any lease (thesis §3.10). A handover
+            # right behind the entry that removes the old leader arrives before we applied it:
+            # campaign as soon as it is applied (see on_applied).
+            if self._has_unapplied_conf_change():
+                self.transfer_campaign_term = self.term
+            else:
+                self._hup(transfer=True)
         elif t == MT.READ_INDEX:
             if self.leader_id != NO_LEADER:
                 m.to = self.leader_id

@@ -167,6 +167,7 @@ class RawNode:
             r.on_persisted(last.index, last.term)
         if rd.committed_entries:
             r.log.applied_to(rd.committed_entries[-1].index)
+            r.on_applied()
 
     # --- status -----------------------------------------------------------------------------------
     def status(self) -> Status:

@@ -31,6 +31,7 @@ class SimConfig:
     asymmetric: float  # probability a partition blocks one direction only
     swizzle_rate_per_s: float
     crash_rate_per_s: float
+    new_leader_crash: float  # probability that a newly elected leader crashes within 30 ms
     down_max_us: int
     torn_write: float  # probability a crash keeps a random prefix of the unsynced write
     fsync_min_us: int
@@ -72,6 +73,7 @@ class SimConfig:
             partition_max_us=rng.choice((200, 800, 2_000)) * MS,
             asymmetric=rng.choice((0.0, 0.3)),
             swizzle_rate_per_s=0.0 if calm else rng.choice((0.0, 0.0, 0.5)),
+            new_leader_crash=rng.choice((0.3, 0.6)) if churn else 0.0,
             crash_rate_per_s=4.0 if churn else 0.0 if calm else rng.choice((0.0, 0.3, 1.0, 2.0)),
             down_max_us=rng.choice((100, 300) if churn else (100, 500, 1_500)) * MS,
             torn_write=rng.choice((0.0, 0.5)),

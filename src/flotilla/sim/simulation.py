@@ -223,6 +223,25 @@ class Simulation:
         ):
             if rate > 0:
                 self._schedule_next(rate, action)
+        if cfg.new_leader_crash > 0:
+            self.loop.call_later(5 * MS, self._watch_new_leaders, (0, 0))
+
+    def _watch_new_leaders(self, last: tuple[int, int]) -> None:
+        # Kill a leader right after its election, before it replicates much: its uncommitted entry
+        # of a new term is what Figure 8 of the raft paper needs.
+        if not self._faulty:
+            return
+        leader = self._leader()
+        if leader is not None and (leader.raw.raft.term, leader.id) != last:
+            last = (leader.raw.raft.term, leader.id)
+            if self.rng.random() < self.config.new_leader_crash:
+                self.loop.call_later(self.rng.randrange(30 * MS), self._crash_member, leader.id, leader.incarnation)
+        self.loop.call_later(5 * MS, self._watch_new_leaders, last)
+
+    def _crash_member(self, member_id: int, incarnation: int) -> None:
+        node = self.nodes[member_id]
+        if node.alive and node.incarnation == incarnation and self._faulty:
+            self._crash_node(node)
 
     def _schedule_next(self, rate_per_s: float, action: Callable[[], None]) -> None:
         delay_us = int(self.rng.expovariate(rate_per_s) * 1_000_000) + 1
@@ -278,6 +297,9 @@ class Simulation:
             return
         leader = self._leader()
         node = leader if leader is not None and self.rng.random() < 0.5 else self.rng.choice(live)
+        self._crash_node(node)
+
+    def _crash_node(self, node: SimNode) -> None:
         node.crash()
         self.log(f"crash {node.id}")
         self.loop.call_later(self.rng.randrange(10 * MS, self.config.down_max_us), self._restart, node)
