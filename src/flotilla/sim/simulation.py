@@ -235,7 +235,9 @@ class Simulation:
         if leader is not None and (leader.raw.raft.term, leader.id) != last:
             last = (leader.raw.raft.term, leader.id)
             if self.rng.random() < self.config.new_leader_crash:
-                self.loop.call_later(self.rng.randrange(30 * MS), self._crash_member, leader.id, leader.incarnation)
+                self.loop.call_later(
+                    self.rng.randrange(30 * MS), self._crash_member, leader.id, leader.incarnation
+                )
         self.loop.call_later(5 * MS, self._watch_new_leaders, last)
 
     def _crash_member(self, member_id: int, incarnation: int) -> None:
