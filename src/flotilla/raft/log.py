@@ -137,8 +137,10 @@ class RaftLog:
 
     def find_conflict(self, entries: list[Entry]) -> int:
         """The index of the first entry that is new or conflicts with ours; 0 if all match."""
+        last = self.last_index()
         for entry in entries:
-            if not self.match_term(entry.index, entry.term):
+            # A new entry is found without match_term(), which would raise and catch UnavailableError.
+            if entry.index > last or not self.match_term(entry.index, entry.term):
                 return entry.index
         return 0
 

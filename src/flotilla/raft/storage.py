@@ -45,10 +45,15 @@ def entry_size(entry: Entry) -> int:
     return len(entry.data) + 16
 
 
+def entries_size(entries: list[Entry]) -> int:
+    """``entry_size`` summed over ``entries``."""
+    return sum([len(entry.data) for entry in entries]) + 16 * len(entries)
+
+
 def limit_size(entries: list[Entry], max_bytes: int | None) -> list[Entry]:
     """The longest prefix within ``max_bytes`` (at least one entry)."""
-    if max_bytes is None or not entries:
-        return entries
+    if max_bytes is None or not entries or entries_size(entries) <= max_bytes:
+        return entries  # the common case: everything fits, found without a Python-level loop
     total = 0
     for count, entry in enumerate(entries):
         total += len(entry.data) + 16
