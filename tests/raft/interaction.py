@@ -28,7 +28,7 @@ Commands (ids are member ids; ``(1,2,3)`` is a set):
     process-ready ID...                handle one Ready per member, as its contract says
     deliver-msgs [ID...] [type=APP] [drop=(ID,...)]
                                        deliver queued messages to ID (default: everyone), or drop them
-    drop-msgs [ID...]                  drop messages queued for ID (default: all)
+    drop-msgs [ID...] [type=HEARTBEAT] drop messages queued for ID (default: all), of one type
     stabilize [ID...]                  process-ready and deliver-msgs until nothing moves
     partition (1) (2 3)                messages between groups are lost when delivered
     heal                               end the partition
@@ -534,7 +534,7 @@ class Env:
     def cmd_drop_msgs(self, args: Args, out: list[str]) -> None:
         ids = args.ids() or sorted({m.to for m in self.queue})
         for member_id in ids:
-            for m in self._take(member_id):
+            for m in self._take(member_id, args.named.get("type")):
                 out.append(f"dropped: {fmt_message(m)}")
 
     def cmd_stabilize(self, args: Args, out: list[str]) -> None:

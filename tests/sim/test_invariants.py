@@ -21,31 +21,31 @@ class FakeRaft:
 
 def test_two_leaders_in_one_term():
     checker = Checker()
-    checker.observe(1, FakeRaft(2, Role.LEADER, [], 1), [0, 0, 0, -1])
+    checker.observe(1, 1, FakeRaft(2, Role.LEADER, [], 1), [0, 0, 0, -1])
     with pytest.raises(Violation, match="two leaders in term 2"):
-        checker.observe(2, FakeRaft(2, Role.LEADER, [], 1), [0, 0, 0, -1])
+        checker.observe(2, 1, FakeRaft(2, Role.LEADER, [], 1), [0, 0, 0, -1])
 
 
 def test_term_going_back():
     checker = Checker()
     seen = [0, 0, 0, -1]
-    checker.observe(1, FakeRaft(3, Role.FOLLOWER, [], 1), seen)
+    checker.observe(1, 1, FakeRaft(3, Role.FOLLOWER, [], 1), seen)
     with pytest.raises(Violation, match="term went back"):
-        checker.observe(1, FakeRaft(2, Role.FOLLOWER, [], 1), seen)
+        checker.observe(1, 1, FakeRaft(2, Role.FOLLOWER, [], 1), seen)
 
 
 def test_a_committed_entry_that_changes():
     checker = Checker()
-    checker.observe(1, FakeRaft(2, Role.FOLLOWER, [Entry(2, 2, data=b"a")], 2), [0, 0, 0, -1])
+    checker.observe(1, 1, FakeRaft(2, Role.FOLLOWER, [Entry(2, 2, data=b"a")], 2), [0, 0, 0, -1])
     with pytest.raises(Violation, match="was committed there before"):
-        checker.observe(2, FakeRaft(3, Role.FOLLOWER, [Entry(3, 2, data=b"b")], 2), [0, 0, 0, -1])
+        checker.observe(2, 1, FakeRaft(3, Role.FOLLOWER, [Entry(3, 2, data=b"b")], 2), [0, 0, 0, -1])
 
 
 def test_leader_missing_a_committed_entry():
     checker = Checker()
-    checker.observe(1, FakeRaft(2, Role.FOLLOWER, [Entry(2, 2, data=b"a")], 2), [0, 0, 0, -1])
+    checker.observe(1, 1, FakeRaft(2, Role.FOLLOWER, [Entry(2, 2, data=b"a")], 2), [0, 0, 0, -1])
     with pytest.raises(Violation, match="leader completeness"):
-        checker.observe(2, FakeRaft(3, Role.LEADER, [Entry(3, 2)], 1), [0, 0, 0, -1])
+        checker.observe(2, 1, FakeRaft(3, Role.LEADER, [Entry(3, 2)], 1), [0, 0, 0, -1])
 
 
 def test_log_matching():
@@ -65,7 +65,7 @@ def test_persisted_term_going_back():
 def test_applying_out_of_order_or_a_different_entry():
     checker = Checker()
     entry = Entry(2, 2, data=b"a")
-    checker.observe(1, FakeRaft(2, Role.FOLLOWER, [entry], 2), [0, 0, 0, -1])
+    checker.observe(1, 1, FakeRaft(2, Role.FOLLOWER, [entry], 2), [0, 0, 0, -1])
     with pytest.raises(Violation, match="right after"):
         checker.on_apply(1, 0, 0, entry)
     with pytest.raises(Violation, match="committed there"):

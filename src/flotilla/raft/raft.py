@@ -68,14 +68,19 @@ class Raft:
         self._rng = config.rng
         self.log = RaftLog(storage, config.max_apply_bytes)
         hard_state, conf_state = storage.initial_state()
-        # A member holding an entry of term T has seen term T, even if no hard state says so yet
-        # (a founding member starts from the bootstrap snapshot, term 1).
-        self.term = max(hard_state.term, self.log.last_term())
+        # A member holding an entry of term T has seen term T, even if no hard state says so yet (a
+        # founding member starts from the bootstrap snapshot; a crash kept entries but not the hard
+        # state written after them). The persisted vote belongs to the older term: drop it. No vote
+        # in the newer term was cast, since vote responses wait for the whole Ready to persist.
+        self.term = hard_state.term
         self.vote = hard_state.vote
+        if self.log.last_term() > self.term:
+            self.term, self.vote = self.log.last_term(), NO_LEADER
         if hard_state.commit:
             self.log.commit_to(max(hard_state.commit, self.log.committed))
         if config.applied:
             self.log.applied_to(config.applied)
+        self._commit_settled_conf_changes(self.log.last_index())
         self.role = Role.FOLLOWER
         self.leader_id = NO_LEADER
         self.lead_transferee = NO_LEADER
@@ -365,6 +370,23 @@ class Raft:
         else:
             self._campaign(MT.VOTE, CAMPAIGN_TRANSFER if transfer else b"")
 
+    def _commit_settled_conf_changes(self, upto: int) -> None:
+        """Mark committed every membership change before the last one in our log up to ``upto``.
+
+        A leader proposes a change only after applying the previous one, and log matching makes our
+        log up to that change the proposing leader's: so the earlier changes are committed. Knowing it
+        keeps this member at most one change behind the cluster even when its persisted commit index
+        lagged its log (a crash between writing entries and hard state), where it would otherwise
+        vote and count votes with a membership two changes old.
+        """
+        log = self.log
+        low = max(log.committed + 1, log.first_index())
+        if upto <= low:
+            return
+        conf_indexes = [e.index for e in log.entries(low, upto + 1) if e.type == EntryType.CONF_CHANGE]
+        if len(conf_indexes) >= 2:
+            log.commit_to(conf_indexes[-2])
+
     def on_applied(self) -> None:
         """The application applied more entries: run a handover campaign that waited for it."""
         if self.transfer_campaign_term and self.transfer_campaign_term == self.term:
@@ -476,6 +498,8 @@ class Raft:
         else:
             last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
+            if any(entry.type == EntryType.CONF_CHANGE for entry in m.entries):
+                self._commit_settled_conf_changes(last_new)
             self._send(Message(MT.APP_RESP, to=m.sender, index=last_new))
             return
         # Reject with a hint: the last index at which our log may match the leader's, so the leader
@@ -517,10 +541,10 @@ class Raft:
         """Adopt ``snapshot`` unless our log already covers it; True if the log was replaced."""
         if snapshot.index <= self.log.committed:
             return False
-        if self.id not in snapshot.conf_state.members() and self.voters | self.learners:
-            # A member that knows a membership and is not in the snapshot's was removed, or the
-            # sender is stale: ignore it. A fresh member (no membership yet) takes any snapshot and
-            # learns of its own addition from the entries that follow.
+        if self.id not in snapshot.conf_state.members() and self.id in self.voters | self.learners:
+            # We are a member and the snapshot says otherwise: it is stale (or we were removed and
+            # will learn so from the log). A member that has not yet learned of its own addition
+            # takes any snapshot and learns of the addition from the entries that follow.
             return False
         if self.log.match_term(snapshot.index, snapshot.term):
             self.log.commit_to(snapshot.index)  # we have the entries: just fast-forward commit
@@ -699,12 +723,13 @@ class Raft:
         return self.log.term_or_zero(self.log.committed) == self.term
 
     def _leader_read_index(self, m: Message) -> None:
+        if not self._committed_in_current_term():
+            # Our commit index may lag the true one until our own term's entry commits (thesis §6.4),
+            # even as the only voter: a predecessor may have committed entries we have not applied.
+            self.pending_read_index_messages.append(m)
+            return
         if len(self.voters) == 1 and self.id in self.voters:
             self._answer_read(m, self.log.committed)
-            return
-        if not self._committed_in_current_term():
-            # Our commit index may lag the true one until our own term's entry commits (thesis §6.4).
-            self.pending_read_index_messages.append(m)
             return
         if bugs.ACTIVE and bugs.Bug.READ_WITHOUT_QUORUM in bugs.ACTIVE:
             self._answer_read(m, self.log.committed)
@@ -782,7 +807,10 @@ class Raft:
             self.bcast_append()
 
     def _step_down_after_removal(self) -> None:
-        # Hand over to the most up-to-date voter so the cluster need not wait an election timeout.
+        # First tell everyone the commit index: the remaining voters learn that our removal is
+        # committed and apply it, so they stop needing our vote. Then hand over to the most
+        # up-to-date voter so the cluster need not wait an election timeout.
+        self.bcast_heartbeat()
         candidates = [(pr.match, v) for v, pr in self.prs.items() if v in self.voters]
         if candidates:
             match, best = max(candidates)

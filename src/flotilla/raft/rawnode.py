@@ -151,6 +151,12 @@ class RawNode:
             rd.soft_state = self._prev_soft = soft
         hard = r.hard_state()
         if hard != self._prev_hard:
+            if hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote:
+                # Every message carries the term; none may leave before it is durable (a leader of a
+                # cluster of one wins before persisting its vote, and a crash then would let it lead
+                # the same term twice).
+                rd.messages_after_persist = rd.messages + rd.messages_after_persist
+                rd.messages = []
             rd.hard_state = self._prev_hard = hard
         return rd
 

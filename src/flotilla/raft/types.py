@@ -170,9 +170,11 @@ class Ready:
     1. ``messages`` may be sent at once, in parallel with the steps below. They are a leader's
        appends, heartbeats, snapshots and TimeoutNow: none of them promises anything about this
        member's own disk (a leader counts its own entries towards commit only after ``advance()``).
-    2. Persist, atomically and durably (fsync): ``snapshot`` if not None, then ``entries`` (which may
+       When a Ready changes the term or vote, the core puts every message in step 3 instead.
+    2. Persist durably (fsync), in this order: ``snapshot`` if not None, then ``entries`` (which may
        overwrite a conflicting suffix: drop every stored entry at or after ``entries[0].index``),
-       then ``hard_state`` if not None.
+       then ``hard_state`` if not None. A crash part-way may leave any prefix of this on disk (a
+       write-ahead log cut short); the core copes with that, not with reordered or partial records.
     3. Only then send ``messages_after_persist`` (votes, append responses, a candidate's vote
        requests): each promises that step 2 is durable.
     4. Apply ``snapshot`` (if any) to the state machine, then ``committed_entries`` in order. A

@@ -40,6 +40,8 @@ class SimConfig:
     transfer_rate_per_s: float
     write_interval_us: int
     read_interval_us: int
+    max_apply_bytes: int | None  # committed entries per Ready
+    removed_keep_running: bool  # a member that applies its own removal stays up (until healing)
     snapshot_every: int  # a member snapshots and compacts after this many applied entries
     keys: int
 
@@ -83,6 +85,8 @@ class SimConfig:
             transfer_rate_per_s=rng.choice((0.0, 0.0, 0.5)),
             write_interval_us=rng.choice((2, 5, 20)) * MS,
             read_interval_us=rng.choice((5, 20)) * MS,
+            max_apply_bytes=rng.choice((None, None, 64)),
+            removed_keep_running=rng.random() < 0.3,
             snapshot_every=rng.choice((10, 40, 1_000_000)),
             keys=rng.choice((1, 3)),
         )

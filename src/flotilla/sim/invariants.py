@@ -29,7 +29,7 @@ class Checker:
     """
 
     def __init__(self) -> None:
-        self.leaders: dict[int, int] = {}  # term -> leader id
+        self.leaders: dict[int, tuple[int, int]] = {}  # term -> (leader id, its incarnation)
         self.committed: dict[int, Entry] = {}  # index -> the entry committed there
         self.max_committed = 0
         self.digest_at: dict[int, int] = {0: 0}
@@ -43,16 +43,22 @@ class Checker:
         raise Violation(f"at t={self.now_us / 1e6:.6f}s: {what}")
 
     # --- after every step and tick ----------------------------------------------------------------
-    def observe(self, member_id: int, raft, seen: list[int]) -> None:
-        """``seen`` is the member's [term, commit, recorded-commit] for this incarnation."""
+    def observe(self, member_id: int, incarnation: int, raft, seen: list[int]) -> None:
+        """``seen`` is the member's [term, commit, recorded commit, last term checked as leader]
+        for this incarnation."""
         term = raft.term
         if term < seen[0]:
             self._fail(f"member {member_id} term went back from {seen[0]} to {term}")
         seen[0] = term
         if raft.role == Role.LEADER:
-            other = self.leaders.setdefault(term, member_id)
-            if other != member_id:
-                self._fail(f"two leaders in term {term}: {other} and {member_id}")
+            # One leader per term, and one incarnation of it: a member that restarts and leads the
+            # same term again has lost the vote it persisted (or never persisted it).
+            other = self.leaders.setdefault(term, (member_id, incarnation))
+            if other != (member_id, incarnation):
+                self._fail(
+                    f"two leaders in term {term}: member {other[0]} (incarnation {other[1]}) "
+                    f"and member {member_id} (incarnation {incarnation})"
+                )
             if seen[3] != term:
                 seen[3] = term
                 self._check_leader_completeness(member_id, raft)
@@ -63,6 +69,13 @@ class Checker:
         if commit > seen[2]:
             self._record_commits(member_id, raft, seen[2], commit)
             seen[2] = commit
+
+    def on_crash(self, member_id: int, incarnation: int, durable_term: int) -> None:
+        """Forget leaderships of the crashed incarnation in terms it never made durable: it sent
+        nothing in them (messages wait for the term to persist), so they never existed for anyone."""
+        for term, leader in list(self.leaders.items()):
+            if leader == (member_id, incarnation) and term > durable_term:
+                del self.leaders[term]
 
     def _record_commits(self, member_id: int, raft, low: int, high: int) -> None:
         log = raft.log

@@ -18,6 +18,8 @@ from flotilla.raft import (
     StorageError,
 )
 
+REMOVED_SHUTDOWN_DELAY_US = 1_000_000
+
 if TYPE_CHECKING:
     from .simulation import Simulation
 
@@ -84,6 +86,7 @@ class SimNode:
                 max_inflight_msgs=cfg.max_inflight_msgs,
                 pre_vote=cfg.pre_vote,
                 check_quorum=cfg.check_quorum,
+                max_apply_bytes=cfg.max_apply_bytes,
                 applied=self.storage.snapshot().index,
             ),
             self.storage,
@@ -100,10 +103,19 @@ class SimNode:
         self.sim.loop.call_later(self.sim.rng.randrange(cfg.tick_us), self._on_tick, self.incarnation)
         self._observe()
 
+    def shut_down(self, incarnation: int | None = None) -> None:
+        """A removed member stops for good (``incarnation``: only if still that one)."""
+        if incarnation is not None and incarnation != self.incarnation:
+            return
+        self.removed, self.alive = True, False
+        self.incarnation += 1
+
     def crash(self) -> None:
         """Stop now; an unsynced write survives only as a torn prefix, if at all."""
         if self.unsynced is not None and self.sim.rng.random() < self.sim.config.torn_write:
             self._persist_torn_prefix(self.unsynced)
+        durable_term = max(self.storage.hard_state.term, self.storage.term(self.storage.last_index()))
+        self.sim.checker.on_crash(self.id, self.incarnation, durable_term)
         self.alive = False
         self.unsynced = None
         self.busy = False
@@ -112,14 +124,16 @@ class SimNode:
         self.incarnation += 1  # invalidates its scheduled ticks and disk completions
 
     def _persist_torn_prefix(self, rd: Ready) -> None:
-        # A write-ahead log record sequence cut short: [snapshot] entries... [hard state].
+        # A write-ahead log record sequence cut short: [snapshot] entries... [hard state]. Keeping
+        # all of it is a write that completed just before the crash, with nothing sent or applied.
         records = ([rd.snapshot] if rd.snapshot is not None else []) + list(rd.entries)
-        keep = self.sim.rng.randrange(len(records) + 1)
+        keep = self.sim.rng.randrange(len(records) + 2)
         kept = records[:keep]
         if kept and rd.snapshot is not None:
             self.storage.apply_snapshot(kept.pop(0))
-        if kept:
-            self._store_entries(kept, None)
+        hard = rd.hard_state if keep > len(records) else None
+        if kept or hard is not None:
+            self._store_entries(kept, hard)
 
     # --- inputs ---------------------------------------------------------------------------------
     def deliver(self, m) -> None:
@@ -144,7 +158,7 @@ class SimNode:
         self._drain()
 
     def _observe(self) -> None:
-        self.sim.checker.observe(self.id, self.raw.raft, self.seen)
+        self.sim.checker.observe(self.id, self.incarnation, self.raw.raft, self.seen)
 
     # --- the Ready loop -------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -229,8 +243,10 @@ class SimNode:
             self.sim.on_conf_change_applied(self, change)
             if change.type == ConfChangeType.REMOVE_NODE and change.node_id == self.id:
                 self.removed = True
-                self.alive = False  # a removed member shuts down, as an etcd member does
-                self.incarnation += 1
+                if not self.sim.config.removed_keep_running:
+                    # A removed etcd member stops after a delay, so that the others learn the
+                    # removal committed (they may still need its vote until they do).
+                    self.sim.loop.call_later(REMOVED_SHUTDOWN_DELAY_US, self.shut_down, self.incarnation)
         elif entry.data.startswith(b"put "):
             _, key, value = entry.data.split(b" ", 2)
             sm.kv[key] = (value, entry.index)

@@ -111,19 +111,21 @@ class Simulation:
             self.writes_acked,
         )
 
-    def _liveness_failure(self) -> str:
-        states = ", ".join(
+    def _member_states(self) -> str:
+        return ", ".join(
             f"{n.id}:{'up' if n.alive else 'removed' if n.removed else 'down'}"
             f"/{n.raw.raft.role.name}/t{n.raw.raft.term}/c{n.raw.raft.log.committed}/a{n.sm.applied}"
             for n in self.nodes.values()
         )
+
+    def _liveness_failure(self) -> str:
         healed = f"healing at {self.config.fault_phase_us / 1e6:.3f}s"
         if not self._quiesced:
             bound_s = self.config.liveness_bound_us / 1e6
             what = f"no leader committed a new entry within {bound_s:.1f}s of {healed}"
         else:
-            what = f"a member stopped catching up for {STALL_US / 1e6:.0f}s after {healed}"
-        return f"liveness: {what} (members {states})"
+            what = f"the members did not all catch up by {self._hard_deadline_us / 1e6:.0f}s"
+        return f"liveness: {what} (members {self._member_states()})"
 
     # --- members ----------------------------------------------------------------------------------
     def _add_node(self, member_id: int, storage: MemoryStorage) -> SimNode:
@@ -328,8 +330,8 @@ class Simulation:
             choices += ["add-voter", "add-learner"]
         if learners:
             choices += ["promote", "remove-learner"]
-        if len(voters) > 2:
-            choices += ["remove-voter"]
+        if len(voters) > 1:  # down to a single voter, which must then stand alone
+            choices += ["remove-voter", "demote-voter"]
         if not choices:
             return
         choice = self.rng.choice(choices)
@@ -340,6 +342,8 @@ class Simulation:
             node_id, kind = self.rng.choice(learners), ConfChangeType.ADD_NODE
         elif choice == "remove-learner":
             node_id, kind = self.rng.choice(learners), ConfChangeType.REMOVE_NODE
+        elif choice == "demote-voter":
+            node_id, kind = self.rng.choice(voters), ConfChangeType.ADD_LEARNER
         else:
             node_id, kind = self.rng.choice(voters), ConfChangeType.REMOVE_NODE
         try:
@@ -358,9 +362,12 @@ class Simulation:
         others = [v for v in sorted(leader.raw.raft.voters) if v != leader.id]
         if others:
             target = self.rng.choice(others)
-            self.log(f"transfer leadership {leader.id} -> {target}")
-            leader.raw.transfer_leadership(target)
-            leader._drain()
+            # Half the requests go to a follower, which forwards them to the leader.
+            followers = [n for n in self._live() if n.id != leader.id and not n.removed]
+            asked = self.rng.choice(followers) if followers and self.rng.random() < 0.5 else leader
+            self.log(f"transfer leadership {leader.id} -> {target} (asked at {asked.id})")
+            asked.raw.transfer_leadership(target)
+            asked._drain()
 
     # --- liveness ---------------------------------------------------------------------------------
     def _heal(self) -> None:
@@ -385,16 +392,11 @@ class Simulation:
         if self._done:
             return
         self.loop.call_later(50 * MS, self._liveness_probe)
-        members = self._current_members()
-        for node in self._live():
-            if node.id not in members:
-                node.removed, node.alive = True, False
-                node.incarnation += 1
         leader = self._leader()
         if leader is None:
             return
         # Propose a probe write, and again (as a client would retry) if the last one may be lost.
-        if self.loop.now_us - self._liveness_proposed_us >= 500 * MS:
+        if not self._quiesced and self.loop.now_us - self._liveness_proposed_us >= 500 * MS:
             value = b"liveness-%d" % (len(self._liveness_values) + 1)
             try:
                 leader.raw.propose(b"put live " + value)
@@ -405,15 +407,30 @@ class Simulation:
             leader._drain()
         self._check_liveness_done()
 
-    def _watch_catch_up(self, applied_before: dict[int, int]) -> None:
+    def _has_probe(self, node: SimNode) -> bool:
+        return node.sm.kv.get(b"live", (b"",))[0] in self._liveness_values
+
+    def _watch_catch_up(self, progress: dict[int, tuple[int, int]]) -> None:
         # Stragglers catch up at whatever rate the configuration allows (one entry per round trip
-        # in the slowest seeds), so the bound is on stalling, not on finishing.
+        # in the slowest seeds), so the bound is on each one stalling, not on finishing.
         if self._done:
             return
-        applied_now = {n.id: n.sm.applied for n in self._live()}
-        if applied_now != applied_before:
-            self._deadline_us = min(self.loop.now_us + STALL_US, self._hard_deadline_us)
-        self.loop.call_later(STALL_US // 4, self._watch_catch_up, applied_now)
+        now = self.loop.now_us
+        updated: dict[int, tuple[int, int]] = {}
+        for member_id in sorted(self._current_members()):
+            node = self.nodes[member_id]
+            if not node.alive or self._has_probe(node):
+                continue
+            applied, since = progress.get(member_id, (-1, now))
+            if node.sm.applied != applied:
+                applied, since = node.sm.applied, now
+            elif now - since > STALL_US:
+                raise Violation(
+                    f"liveness: member {member_id} stopped catching up at applied index {applied} for "
+                    f"{STALL_US / 1e6:.0f}s after the client load stopped ({self._member_states()})"
+                )
+            updated[member_id] = (applied, since)
+        self.loop.call_later(STALL_US // 4, self._watch_catch_up, updated)
 
     def _check_liveness_done(self) -> None:
         if not self._liveness_values:
@@ -422,14 +439,15 @@ class Simulation:
         # and every member must catch up: under load, a learner or a voter behind a slow link may
         # lag for as long as the load lasts, but a member that never catches up is a bug.
         conf = self._current_conf()
-        has_probe = [
-            i
-            for i in conf.members()
-            if self.nodes[i].alive and self.nodes[i].sm.kv.get(b"live", (b"",))[0] in self._liveness_values
-        ]
+        has_probe = [i for i in conf.members() if self.nodes[i].alive and self._has_probe(self.nodes[i])]
         if not self._quiesced and sum(1 for i in has_probe if i in conf.voters) > len(conf.voters) // 2:
             self._quiesced = True
             self.log("liveness: a quorum applied the probe write; client load stops")
+            self._deadline_us = self._hard_deadline_us
+            members = self._current_members()
+            for node in self._live():
+                if node.id not in members:
+                    node.shut_down()  # removed while cut off: its peers refuse it from now on
             self._watch_catch_up({})
         if self._quiesced and len(has_probe) == len(conf.members()):
             self._done = True
