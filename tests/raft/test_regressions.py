@@ -6,9 +6,26 @@ and fails on the core as it was before that change.
 
 from __future__ import annotations
 
+import random
+
 from loopback import MT, Network
 
-from flotilla.raft import ConfChange, ConfChangeType, Entry, EntryType, ReadState, Role
+from flotilla.raft import (
+    NO_LEADER,
+    ConfChange,
+    ConfChangeType,
+    Config,
+    Entry,
+    EntryType,
+    HardState,
+    MemoryStorage,
+    Message,
+    MessageType,
+    RawNode,
+    ReadState,
+    Role,
+    bootstrap_snapshot,
+)
 
 ADD, LEARNER = ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER
 
@@ -254,3 +271,24 @@ def test_a_single_voter_sends_nothing_before_its_new_term_and_vote_are_durable()
     net.stabilize()
     assert net.log(2) == net.log(1)
     assert net.applied_data(2)[-1] == b"y"
+
+
+def test_a_vote_persisted_for_an_older_term_is_not_reused_in_the_term_the_log_shows() -> None:
+    """A crash kept a Ready's entries (term 3) but not the hard state written after them, which still
+    says term 2 with a vote for member 2. On restart the member is in term 3 (its log says so), and
+    the term-2 vote must not count as a term-3 vote: that vote was never cast, and carrying it over
+    could let member 2 collect it while the lost hard state had promised it to someone else.
+    Fix: Raft.__init__ drops the persisted vote when the log's last term is newer."""
+    storage = MemoryStorage()
+    storage.apply_snapshot(bootstrap_snapshot({1, 2, 3}))
+    storage.append([Entry(2, 2), Entry(3, 3, data=b"x")])
+    storage.set_hard_state(HardState(term=2, vote=2, commit=1))
+    node = RawNode(Config(id=1, rng=random.Random(1)), storage)
+    assert node.raft.term == 3
+    assert node.raft.vote == NO_LEADER
+    # Member 2 asks for member 1's vote in term 3 with a log no better than member 1's: refused,
+    # where a carried-over vote for 2 would have granted it.
+    node.step(Message(MessageType.VOTE, to=1, sender=2, term=3, index=2, log_term=2))
+    rd = node.ready()
+    (response,) = rd.messages_after_persist
+    assert response.type == MessageType.VOTE_RESP and response.reject
