@@ -86,6 +86,11 @@ def drain(node: RawNode, storage: MemoryStorage) -> list[Message]:
     return sent
 
 
+def responses(sent: list[Message], kind: MT) -> list[Message]:
+    """The messages of one kind among ``sent``."""
+    return [m for m in sent if m.type == kind]
+
+
 class Network:
     """Members that talk through a queue the test controls."""
 
