@@ -291,6 +291,8 @@ class Raft:
                 self.step(Message(MT.CHECK_QUORUM, sender=self.id))
             if self.role == Role.LEADER and self.lead_transferee != NO_LEADER:
                 self.lead_transferee = NO_LEADER  # the transfer did not finish in time: abort it
+                if self.id not in self.voters:
+                    self._hand_over()  # we must not stay: try again
         if self.role != Role.LEADER:
             return
         if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks:
@@ -625,8 +627,11 @@ class Raft:
     def _propose(self, m: Message) -> None:
         if not m.entries:
             raise ProposalDropped("empty proposal")
-        if self.id not in self.prs:
-            raise ProposalDropped(f"member {self.id} was removed from the cluster")
+        if self.id not in self.voters:
+            raise ProposalDropped(
+                f"member {self.id} is no longer a voter and is handing leadership over; "
+                "retry at the next leader"
+            )
         if self.lead_transferee != NO_LEADER:
             raise ProposalDropped(f"leadership is being transferred to member {self.lead_transferee}")
         conf_change = EntryType.CONF_CHANGE  # read once: an Enum attribute read is slow on Python 3.11
@@ -785,9 +790,11 @@ class Raft:
         for member_id in list(self.prs):
             if member_id not in members:
                 del self.prs[member_id]
+        added = set()
         for member_id in sorted(members):
             pr = self.prs.get(member_id)
             if pr is None:
+                added.add(member_id)
                 pr = self._new_progress(member_id in self.learners)
                 pr.recent_active = True  # a new member gets a chance before check-quorum counts it
                 if member_id == self.id:
@@ -796,24 +803,27 @@ class Raft:
             pr.is_learner = member_id in self.learners
         if self.role != Role.LEADER:
             return
-        if self.id not in self.voters:
-            self._step_down_after_removal()
-            return
-        if self.lead_transferee not in members:
+        if self.lead_transferee not in self.voters:
             self.lead_transferee = NO_LEADER
         if self._maybe_commit():
             self._after_commit()
         else:
-            self.bcast_append()
+            # Probe new members at once; the others only need what is new to them, if anything.
+            for member_id in self.prs:
+                if member_id != self.id:
+                    self._send_append(member_id, send_if_empty=member_id in added)
+        if self.id not in self.voters:
+            self._hand_over()
 
-    def _step_down_after_removal(self) -> None:
-        # First tell everyone the commit index: the remaining voters learn that our removal is
-        # committed and apply it, so they stop needing our vote. Then hand over to the most
-        # up-to-date voter so the cluster need not wait an election timeout.
-        self.bcast_heartbeat()
+    def _hand_over(self) -> None:
+        """A leader removed or demoted by a change it applied keeps leading for now (thesis §4.2.2):
+        it goes on replicating and telling the others the commit index, so that they apply the change
+        and stop counting on its vote, while it hands over to its most up-to-date voter. It accepts no
+        proposals meanwhile. Stepping down at once could leave voters that never learn the change
+        committed waiting forever for the vote of a member that no longer gives one."""
+        if self.lead_transferee != NO_LEADER:
+            return
         candidates = [(pr.match, v) for v, pr in self.prs.items() if v in self.voters]
         if candidates:
-            match, best = max(candidates)
-            if match == self.log.last_index():
-                self._send_timeout_now(best)
-        self.become_follower(self.term, NO_LEADER)
+            _, best = max(candidates)
+            self._transfer_leader(best, self.prs[best])

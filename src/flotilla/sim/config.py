@@ -41,7 +41,6 @@ class SimConfig:
     write_interval_us: int
     read_interval_us: int
     max_apply_bytes: int | None  # committed entries per Ready
-    removed_keep_running: bool  # a member that applies its own removal stays up (until healing)
     snapshot_every: int  # a member snapshots and compacts after this many applied entries
     keys: int
 
@@ -86,7 +85,6 @@ class SimConfig:
             write_interval_us=rng.choice((2, 5, 20)) * MS,
             read_interval_us=rng.choice((5, 20)) * MS,
             max_apply_bytes=rng.choice((None, None, 64)),
-            removed_keep_running=rng.random() < 0.3,
             snapshot_every=rng.choice((10, 40, 1_000_000)),
             keys=rng.choice((1, 3)),
         )

@@ -31,6 +31,9 @@ class Checker:
     def __init__(self) -> None:
         self.leaders: dict[int, tuple[int, int]] = {}  # term -> (leader id, its incarnation)
         self.committed: dict[int, Entry] = {}  # index -> the entry committed there
+        # index -> an upper bound on the term in which it was committed: the lowest term of a member
+        # seen knowing it committed (the committing leader itself, usually, which is exact).
+        self.commit_term: dict[int, int] = {}
         self.max_committed = 0
         self.digest_at: dict[int, int] = {0: 0}
         self.entry_ids: dict[tuple[int, int], tuple[bytes, int]] = {}  # (index, term) -> (data, prev term)
@@ -82,11 +85,15 @@ class Checker:
         start = max(low + 1, log.first_index())
         if start > high:
             return
+        commit_term = self.commit_term
         for entry in log.entries(start, high + 1):
             known = self.committed.get(entry.index)
             if known is None:
                 self.committed[entry.index] = entry
-            elif known != entry:
+                commit_term[entry.index] = raft.term
+            elif raft.term < commit_term[entry.index]:
+                commit_term[entry.index] = raft.term
+            if known is not None and known != entry:
                 self._fail(
                     f"member {member_id} committed {_show(entry)} at index {entry.index}, "
                     f"but {_show(known)} was committed there before"
@@ -98,7 +105,10 @@ class Checker:
         log = raft.log
         for index in range(max(log.first_index(), 1), self.max_committed + 1):
             known = self.committed.get(index)
-            if known is None:
+            if known is None or self.commit_term[index] >= raft.term:
+                # Leader completeness speaks of entries committed in earlier terms. An entry that a
+                # later term's leader committed (a leader of term 4 can exist before one of term 3
+                # wins its election) need not be in this log.
                 continue
             try:
                 term = log.term(index)

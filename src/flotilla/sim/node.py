@@ -18,8 +18,6 @@ from flotilla.raft import (
     StorageError,
 )
 
-REMOVED_SHUTDOWN_DELAY_US = 1_000_000
-
 if TYPE_CHECKING:
     from .simulation import Simulation
 
@@ -243,10 +241,7 @@ class SimNode:
             self.sim.on_conf_change_applied(self, change)
             if change.type == ConfChangeType.REMOVE_NODE and change.node_id == self.id:
                 self.removed = True
-                if not self.sim.config.removed_keep_running:
-                    # A removed etcd member stops after a delay, so that the others learn the
-                    # removal committed (they may still need its vote until they do).
-                    self.sim.loop.call_later(REMOVED_SHUTDOWN_DELAY_US, self.shut_down, self.incarnation)
+                self.sim.reap_when_peers_know(self)
         elif entry.data.startswith(b"put "):
             _, key, value = entry.data.split(b" ", 2)
             sm.kv[key] = (value, entry.index)

@@ -166,6 +166,18 @@ class Simulation:
             self.log(f"member {change.node_id} joins (empty storage)")
             self._add_node(change.node_id, MemoryStorage())
 
+    def reap_when_peers_know(self, node: SimNode) -> None:
+        """A removed member stops once every remaining voter has applied its removal: etcd peers
+        answer a removed member "removed" and it shuts down. Until then they may need its vote."""
+        if not node.alive:
+            return
+        voters = [n for n in self._live() if n.id != node.id and n.id in n.raw.raft.voters]
+        if voters and all(node.id not in n.raw.raft.conf_state().members() for n in voters):
+            self.log(f"member {node.id} shuts down: its removal is known")
+            node.shut_down()
+            return
+        self.loop.call_later(100 * MS, self.reap_when_peers_know, node)
+
     def on_write_applied(self, node: SimNode, key: bytes, value: bytes, index: int) -> None:
         pending = self._pending_writes.get(value)
         if pending is not None and pending[0] == node.id and pending[1] == node.incarnation:
