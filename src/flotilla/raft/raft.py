@@ -323,9 +323,11 @@ class Raft:
             else:
                 self.become_follower(m.term, NO_LEADER)
         elif m.term < self.term:
-            if (self.config.check_quorum or self.config.pre_vote) and m.type in (MT.HEARTBEAT, MT.APP):
+            if m.type in (MT.HEARTBEAT, MT.APP):
                 # A leader of an old term (say, just back from a partition). Tell it our term so it
-                # steps down; silently ignoring it could leave a pre-vote cluster without a leader.
+                # steps down (raft §5.1). etcd stays silent unless pre-vote or check-quorum is on,
+                # counting on this member to campaign; a learner never does, and the stale leader
+                # would then go on leading a term nobody follows.
                 self._send(Message(MT.APP_RESP, to=m.sender))
             elif m.type == MT.PRE_VOTE:
                 # Answer with our term so that a pre-candidate stuck in an old term catches up.
@@ -656,6 +658,14 @@ class Raft:
             voters.add(cc.node_id)
         if not voters:
             raise ProposalDropped(f"removing member {cc.node_id} would leave no voters")
+        if cc.node_id == self.id and cc.node_id not in voters and len(self.voters) == 2:
+            # The other voter learns the change committed only from us; if it does not before we
+            # go, it still needs our vote under the old membership and can never get it. (etcd's
+            # --strict-reconfig-check refuses such changes too.)
+            raise ProposalDropped(
+                f"removing or demoting the leader {self.id} of a two-voter cluster could leave the other "
+                "voter unable to elect itself; transfer leadership to it first, then make this change there"
+            )
 
     def _append_entries(self, entries: list[Entry]) -> None:
         term, first = self.term, self.log.last_index() + 1

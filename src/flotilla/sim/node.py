@@ -66,6 +66,7 @@ class SimNode:
     inbox: list = field(default_factory=list)
     pending_ticks: int = 0
     seen: list[int] = field(default_factory=lambda: [0, 0, 0, -1])
+    removed_ids: set[int] = field(default_factory=set)  # members this one applied the removal of
     reads: dict[bytes, PendingRead] = field(default_factory=dict)  # awaiting their ReadState
     confirmed_reads: list[PendingRead] = field(default_factory=list)  # awaiting their index's apply
     unsynced: Ready | None = None
@@ -238,6 +239,8 @@ class SimNode:
         if entry.type == EntryType.CONF_CHANGE:
             change = ConfChange.decode(entry.data)
             self.raw.apply_conf_change(change)
+            if change.type == ConfChangeType.REMOVE_NODE:
+                self.removed_ids.add(change.node_id)
             self.sim.on_conf_change_applied(self, change)
             if change.type == ConfChangeType.REMOVE_NODE and change.node_id == self.id:
                 self.removed = True

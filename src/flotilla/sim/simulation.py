@@ -138,8 +138,16 @@ class Simulation:
         if self._trace is not None:
             self.log(f"  {m.sender}->{m.to} {_show_message(m)}")
         node = self.nodes.get(m.to)
-        if node is not None:
-            node.deliver(m)
+        if node is None:
+            return
+        if m.sender in node.removed_ids:
+            # etcd's transport refuses a removed member and tells it so; it then shuts down.
+            sender = self.nodes[m.sender]
+            if sender.alive:
+                self.log(f"member {m.sender} shuts down: member {m.to} refused it as removed")
+                sender.shut_down()
+            return
+        node.deliver(m)
 
     def _report_snapshot(self, m: Message, delivered: bool) -> None:
         node = self.nodes.get(m.sender)
