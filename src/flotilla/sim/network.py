@@ -97,8 +97,12 @@ class Network:
         for m in self._held.pop(link, []):
             self._schedule(m)
 
-    def heal(self) -> None:
-        """Everything reliable again: no partitions, clogs, loss, duplication, spikes or reordering."""
+    def heal(self, max_delay_us: int) -> None:
+        """Everything reliable again: no partitions, clogs, loss, duplication, spikes or reordering,
+        and no message slower than ``max_delay_us`` (raft's liveness needs the broadcast time well
+        below the election timeout, thesis §3.7: with 60 ms hops and 100 ms timeouts, a stale
+        candidate without pre-vote can keep colliding with the one that should win)."""
+        self.delay_us = (min(self.delay_us[0], max_delay_us), min(self.delay_us[1], max_delay_us))
         self.reorder = False
         self.blocked.clear()
         for link in list(self.clogged):

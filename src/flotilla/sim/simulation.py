@@ -392,7 +392,7 @@ class Simulation:
     # --- liveness ---------------------------------------------------------------------------------
     def _heal(self) -> None:
         self._faulty = False
-        self.network.heal()
+        self.network.heal(max_delay_us=self.config.tick_us)  # a tenth of the election timeout
         self.log("heal: network reliable, crashed members restart")
         for node in self.nodes.values():
             if not node.alive and not node.removed:
