@@ -1,0 +1,1 @@
+"""The v3 keyspace: revisions, ranges, transactions, compaction, leases and watches (a core without I/O)."""
