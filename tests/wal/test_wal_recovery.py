@@ -110,6 +110,19 @@ def test_zeros_after_the_last_record_are_torn(tmp_path: Path) -> None:
     assert [e.index for e in contents.entries] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_half_written_record_before_zeros_is_torn(tmp_path: Path) -> None:
+    sizes = write_saves(tmp_path / "wal")
+    path = last_segment(tmp_path / "wal")
+    content = bytearray(path.read_bytes())
+    # The last save's header landed, the end of its payload did not, and the block was zero-extended.
+    content[sizes[2] + 12 :] = bytes(len(content) - sizes[2] - 12 + 512)
+    path.write_bytes(content)
+    wal, contents = WAL.open(tmp_path / "wal")
+    wal.close()
+    assert [e.index for e in contents.entries] == [1, 2, 3, 4]
+    assert path.stat().st_size == sizes[2]
+
+
 def test_a_flipped_byte_in_an_earlier_record_is_corruption(tmp_path: Path) -> None:
     sizes = write_saves(tmp_path / "wal")
     path = last_segment(tmp_path / "wal")

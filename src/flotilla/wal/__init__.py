@@ -21,7 +21,8 @@ Type 0 is never used, so zero-filled space never decodes. An ENTRY whose index i
 log's last index replaces that entry and everything after it (raft's conflicting-suffix overwrite).
 
 Recovery: in the last segment, a record that runs past end-of-file, whose bytes up to end-of-file are
-all zero, or that fails its CRC and ends exactly at end-of-file is a torn write: ``open`` truncates the
+all zero, or that fails its CRC and ends exactly at end-of-file (or is followed only by zeros, space
+the filesystem allocated for a write that never landed) is a torn write: ``open`` truncates the
 file there and carries on. Anything else bad (a CRC failure followed by more data, a bad record in an
 earlier segment, an unknown type, a gap in entry indexes, a missing segment) raises
 ``WalCorruptError`` naming the file and byte offset.

@@ -95,8 +95,9 @@ def decode_segment(path: str, data: bytes) -> SegmentRecords:
     """Decode every record of one segment's bytes.
 
     A bad record that runs past the end of the data, or whose bytes from its start to the end are all
-    zero, or that fails its CRC and ends exactly at the end, is reported as ``torn_at`` (decoding stops
-    there). Any other bad record raises ``WalCorruptError`` naming ``path`` and the offset.
+    zero, or that fails its CRC and is followed by nothing but zeros (or by nothing: it ends exactly at
+    the end), is reported as ``torn_at`` (decoding stops there). Any other bad record raises
+    ``WalCorruptError`` naming ``path`` and the offset.
     """
     view = memoryview(data)
     size = len(data)
@@ -121,7 +122,9 @@ def decode_segment(path: str, data: bytes) -> SegmentRecords:
             reason = f"a record of {length} bytes runs past the end of the file"
             return SegmentRecords(records, offset, reason)
         if crc32(view[offset + 4 : end]) != crc:
-            if end == size or data.count(0, offset) == size - offset:
+            # Torn: nothing but zeros (space the filesystem allocated but the write never filled) from
+            # the record's start, or after its end: it was the last write and it did not complete.
+            if data.count(0, end) == size - end or data.count(0, offset) == size - offset:
                 return SegmentRecords(records, offset, "the last record fails its CRC")
             raise WalCorruptError(path, offset, "CRC mismatch in a record that is not the last one")
         if kind == entry_kind and length >= fixed:
