@@ -211,6 +211,18 @@ def test_restore_finishes_a_compaction_the_backend_missed() -> None:
     assert_same(restored, store)
 
 
+def test_restore_frees_superseded_versions_the_backend_kept_even_without_tombstones() -> None:
+    store = KeyValueStore()
+    put(store, b"a", b"1")
+    put(store, b"a", b"2")
+    bucket: dict[bytes, bytes] = {}
+    apply_changes(bucket, store)
+    store.compact(3)
+    restored = KeyValueStore.restore(sorted(bucket.items()), 3)
+    assert restored.take_changes() == [(codec.revision_key(Revision(2, 0)), None)]
+    assert_same(restored, store)
+
+
 def test_restore_of_an_empty_backend() -> None:
     assert KeyValueStore.restore([], 0).revision == 1
     empty_after_compaction = KeyValueStore.restore([], 42)

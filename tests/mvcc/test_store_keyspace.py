@@ -3,6 +3,8 @@ kvstore_compaction.go): revisions, versions, ranges, write txns, past reads and 
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from flotilla.mvcc.errors import CompactedError, FutureRevisionError
@@ -255,6 +257,19 @@ def test_compaction_frees_every_superseded_version() -> None:
     store.compact(9)  # a's tombstone at 6 goes with a@3; b@4, c@5 and c's tombstone at 8 go
     assert store.retained_versions == 2
     assert keys(store.range(b"\0", b"\0", revision=9)) == [b"b", b"c"]
+
+
+def test_compaction_really_releases_the_freed_versions() -> None:
+    store = KeyValueStore()
+    value = bytes(bytearray(b"the first value"))  # a fresh object: only the store can hold references
+    baseline = sys.getrefcount(value)
+    put(store, b"k", value)
+    put(store, b"k", b"second")  # its event's prev_kv holds the first version too
+    store.take_changes()
+    assert sys.getrefcount(value) > baseline
+    store.compact(store.revision)
+    store.take_changes()  # the freed-version list held it until the backend took it
+    assert sys.getrefcount(value) == baseline
 
 
 def test_a_key_deleted_at_or_before_the_compaction_point_vanishes_with_its_history() -> None:
