@@ -287,6 +287,7 @@ def test_a_bad_variable_names_the_variable():
         'error verifying flags, invalid value "abc" for ETCD_SNAPSHOT_COUNT: parse error'
     )
     assert "ETCD_VERSION is the boolean --version flag" in error(ETCD_VERSION="3.4.23")
+    assert parse(ETCD_VERSION="true").version is False  # as etcd: too late to print the version
 
 
 def test_listen_urls_from_the_environment_count_as_set_explicitly():

@@ -635,7 +635,7 @@ def _set(values: dict[str, object], flag: _Flag, text: str, where: str) -> None:
 
 
 def _unknown_flag(name: str) -> ConfigError:
-    close = difflib.get_close_matches(name, list(_FLAGS_BY_NAME), n=1)
+    close = difflib.get_close_matches(name, [flag.name for flag in _FLAGS], n=1)
     hint = f"; did you mean --{close[0]}?" if close else ""
     return ConfigError(f"flag provided but not defined: -{name}{hint} (see 'flotilla etcd --help')")
 
@@ -704,7 +704,8 @@ def _apply_environment(environ: Mapping[str, str], values: dict[str, object], gi
             continue
         hint = "; ETCD_VERSION is the boolean --version flag, unset it" if flag.name == "version" else ""
         try:
-            _set(values, flag, text, key)
+            # etcd reads ETCD_VERSION only after deciding whether to print the version: checked, no effect.
+            _set({} if flag.name == "version" else values, flag, text, key)
         except ConfigError as e:
             raise ConfigError(f"error verifying flags, {e}{hint}") from None
         from_env.add(flag.name)
@@ -813,7 +814,7 @@ def _parse_retention(mode: str, retention: str) -> float | int:
     return _go_duration(retention)
 
 
-def _defaults_for_name(c: EtcdConfig, given: set[str]) -> EtcdConfig:
+def _defaults_for_name(c: EtcdConfig) -> EtcdConfig:
     """What etcd fills in after validation: the default data dir and initial cluster follow --name."""
     changes: dict[str, object] = {}
     if c.name != "default" and c.initial_cluster == EtcdConfig.initial_cluster:
@@ -854,7 +855,7 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> EtcdConfig:
         values["bcrypt_cost"] = _DEFAULT_BCRYPT_COST
     config = EtcdConfig(**values)  # type: ignore[arg-type]
     _validate(config)
-    config = _defaults_for_name(config, explicit)
+    config = _defaults_for_name(config)
     if not config.is_member_initialized():
         config.verify_bootstrap()
     return config
