@@ -60,6 +60,8 @@ def test_create_cleans_up_a_crashed_create(tmp_path: Path) -> None:
 
 
 def test_open_of_a_directory_without_a_log_fails(tmp_path: Path) -> None:
+    with pytest.raises(WalError, match="no WAL"):
+        WAL.open(tmp_path / "wal")
     (tmp_path / "wal").mkdir()
     with pytest.raises(WalError, match="no WAL"):
         WAL.open(tmp_path / "wal")

@@ -155,6 +155,8 @@ class WAL:
         """
         directory = Path(directory)
         snapshot = WalSnapshotMark(*snapshot)
+        if not directory.is_dir():
+            raise WalError(f"no WAL in {directory}: the directory does not exist")
         lock_fd = _lock(directory)
         try:
             for name in os.listdir(directory):
