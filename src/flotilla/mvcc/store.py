@@ -119,6 +119,8 @@ class KeyValueStore:
         Raises CompactedError if ``revision`` is below ``compact_revision`` (a read at it is fine) and
         FutureRevisionError if it is beyond the current revision."""
         current = self.revision
+        if limit < 0:
+            limit = 0  # as etcd: no limit
         if revision <= 0 or revision == current:
             if self._txn is None:
                 return self._range_current(key, range_end, limit, current)
