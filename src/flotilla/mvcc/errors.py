@@ -12,7 +12,9 @@ class CompactedError(MvccError):
     "mvcc: required revision has been compacted")."""
 
     def __init__(self, revision: int, compact_revision: int) -> None:
-        super().__init__(f"mvcc: required revision {revision} has been compacted (compacted at {compact_revision})")
+        super().__init__(
+            f"mvcc: required revision {revision} has been compacted (compacted at {compact_revision})"
+        )
         self.revision = revision
         self.compact_revision = compact_revision
 
@@ -22,7 +24,9 @@ class FutureRevisionError(MvccError):
     "mvcc: required revision is a future revision")."""
 
     def __init__(self, revision: int, current_revision: int) -> None:
-        super().__init__(f"mvcc: required revision {revision} is a future revision (current is {current_revision})")
+        super().__init__(
+            f"mvcc: required revision {revision} is a future revision (current is {current_revision})"
+        )
         self.revision = revision
         self.current_revision = current_revision
 

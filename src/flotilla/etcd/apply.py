@@ -1,0 +1,339 @@
+"""etcd's v3 request semantics on the keyspace core: what Range, Put, DeleteRange, Txn, Compaction and the
+lease requests do, given a ``KeyValueStore`` and a ``Lessor``.
+
+Every member applies the same committed requests in the same order through ``Applier.apply``, so this
+module must be deterministic: no clocks (the primary's lease deadlines are set by the server, outside),
+no I/O. Reads that do not go through raft (serializable and linearizable ranges, read-only txns) use
+``Applier.range`` and ``Applier.read_txn`` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import attrgetter
+
+from flotilla.etcd import errors
+from flotilla.etcd.api import kv_pb2, rpc_pb2
+from flotilla.mvcc.errors import CompactedError, FutureRevisionError, LeaseExistsError, LeaseNotFoundError
+from flotilla.mvcc.lease import LeaseTTLTooLargeError, Lessor
+from flotilla.mvcc.store import KeyValueStore
+from flotilla.mvcc.types import Event, EventType, KeyValue
+
+__all__ = ["NO_LEASE", "Applier", "event_to_pb", "is_txn_read_only", "to_pb_kv"]
+
+NO_LEASE = 0
+
+_SORT_KEYS: dict[int, Callable] = {
+    rpc_pb2.RangeRequest.KEY: attrgetter("key"),
+    rpc_pb2.RangeRequest.VERSION: attrgetter("version"),
+    rpc_pb2.RangeRequest.CREATE: attrgetter("create_revision"),
+    rpc_pb2.RangeRequest.MOD: attrgetter("mod_revision"),
+    rpc_pb2.RangeRequest.VALUE: attrgetter("value"),
+}
+_PbKeyValue = kv_pb2.KeyValue
+
+
+def to_pb_kv(kv: KeyValue, keys_only: bool = False) -> kv_pb2.KeyValue:
+    return _PbKeyValue(
+        key=kv.key,
+        create_revision=kv.create_revision,
+        mod_revision=kv.mod_revision,
+        version=kv.version,
+        value=b"" if keys_only else kv.value,
+        lease=kv.lease,
+    )
+
+
+def is_txn_read_only(txn: rpc_pb2.TxnRequest) -> bool:
+    """True when neither branch (nor any nested txn) writes: etcd serves such a txn without raft."""
+    for op in (*txn.success, *txn.failure):
+        kind = op.WhichOneof("request")
+        if kind in ("request_put", "request_delete_range"):
+            return False
+        if kind == "request_txn" and not is_txn_read_only(op.request_txn):
+            return False
+    return True
+
+
+def _compare_holds(compare: rpc_pb2.Compare, kv: KeyValue | None) -> bool:
+    target = compare.target
+    if target == rpc_pb2.Compare.VALUE:
+        if kv is None:
+            return False  # etcd: a value compare against a missing key always fails
+        ours, theirs = kv.value, compare.value
+    elif target == rpc_pb2.Compare.VERSION:
+        ours, theirs = (kv.version if kv else 0), compare.version
+    elif target == rpc_pb2.Compare.CREATE:
+        ours, theirs = (kv.create_revision if kv else 0), compare.create_revision
+    elif target == rpc_pb2.Compare.MOD:
+        ours, theirs = (kv.mod_revision if kv else 0), compare.mod_revision
+    else:  # LEASE
+        ours, theirs = (kv.lease if kv else 0), compare.lease
+    result = compare.result
+    if result == rpc_pb2.Compare.EQUAL:
+        return ours == theirs
+    if result == rpc_pb2.Compare.GREATER:
+        return ours > theirs
+    if result == rpc_pb2.Compare.LESS:
+        return ours < theirs
+    return ours != theirs  # NOT_EQUAL
+
+
+class Applier:
+    """Applies requests to the keyspace and the lessor, and builds the responses.
+
+    ``header`` is called to stamp each response with the cluster, member, revision and term.
+    ``on_events`` receives the events of every write (the watch hub).
+    """
+
+    def __init__(
+        self,
+        store: KeyValueStore,
+        lessor: Lessor,
+        header: Callable[[int], rpc_pb2.ResponseHeader],
+        on_events: Callable[[list[Event]], None],
+    ) -> None:
+        self.store = store
+        self.lessor = lessor
+        self._header = header
+        self._on_events = on_events
+
+    # --- reads (no raft) --------------------------------------------------------------------------
+    def range(self, r: rpc_pb2.RangeRequest, reader=None) -> rpc_pb2.RangeResponse:
+        """etcd's Range: limit, sort, revision filters, keys_only, count_only. ``reader`` is a write
+        txn when the range runs inside a Txn (it sees the txn's own writes)."""
+        limit = r.limit
+        sort_order = r.sort_order
+        if r.sort_target != rpc_pb2.RangeRequest.KEY and sort_order == rpc_pb2.RangeRequest.NONE:
+            sort_order = rpc_pb2.RangeRequest.ASCEND
+        filtering = r.min_mod_revision or r.max_mod_revision or r.min_create_revision or r.max_create_revision
+        sorting = sort_order != rpc_pb2.RangeRequest.NONE and not (
+            sort_order == rpc_pb2.RangeRequest.ASCEND and r.sort_target == rpc_pb2.RangeRequest.KEY
+        )
+        fetch_limit = 0 if (sorting or filtering or limit <= 0) else limit + 1
+        try:
+            if reader is not None:
+                result = reader.range(r.key, r.range_end, limit=fetch_limit)
+            elif r.count_only and not filtering:
+                count = self.store.count(r.key, r.range_end, revision=r.revision)
+                return rpc_pb2.RangeResponse(header=self._header(self.store.revision), count=count)
+            else:
+                result = self.store.range(r.key, r.range_end, revision=r.revision, limit=fetch_limit)
+        except CompactedError:
+            raise errors.compacted() from None
+        except FutureRevisionError:
+            raise errors.future_revision() from None
+        kvs = result.kvs
+        if filtering:
+            kvs = _filter_revisions(r, kvs)
+        if sorting:
+            kvs = sorted(kvs, key=_SORT_KEYS[r.sort_target], reverse=sort_order == rpc_pb2.RangeRequest.DESCEND)
+        resp = rpc_pb2.RangeResponse(header=self._header(result.revision), count=result.count)
+        if limit > 0 and len(kvs) > limit:
+            kvs = kvs[:limit]
+            resp.more = True
+        if not r.count_only:
+            keys_only = r.keys_only
+            resp.kvs.extend([to_pb_kv(kv, keys_only) for kv in kvs])
+        return resp
+
+    def read_txn(self, r: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        """A txn whose branches only read, served without raft."""
+        return self._txn(r, None)
+
+    # --- writes (committed through raft) ----------------------------------------------------------
+    def put(self, r: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
+        txn = self.store.write()
+        try:
+            resp = self._put(txn, r)
+        finally:
+            events = txn.end()
+        if events:
+            self._on_events(events)
+        resp.header.CopyFrom(self._header(self.store.revision))
+        return resp
+
+    def delete_range(self, r: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
+        txn = self.store.write()
+        try:
+            resp = self._delete_range(txn, r)
+        finally:
+            events = txn.end()
+        if events:
+            self._on_events(events)
+        resp.header.CopyFrom(self._header(self.store.revision))
+        return resp
+
+    def txn(self, r: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        txn = self.store.write()
+        try:
+            resp = self._txn(r, txn)
+        finally:
+            events = txn.end()
+        if events:
+            self._on_events(events)
+        resp.header.CopyFrom(self._header(self.store.revision))
+        return resp
+
+    def compact(self, r: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
+        try:
+            self.store.compact(r.revision)
+        except CompactedError:
+            raise errors.compacted() from None
+        except FutureRevisionError:
+            raise errors.future_revision() from None
+        return rpc_pb2.CompactionResponse(header=self._header(self.store.revision))
+
+    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
+        try:
+            lease = self.lessor.grant(r.ID, r.TTL)
+        except LeaseExistsError:
+            raise errors.lease_exists() from None
+        except LeaseTTLTooLargeError:
+            raise errors.lease_ttl_too_large() from None
+        return rpc_pb2.LeaseGrantResponse(header=self._header(self.store.revision), ID=lease.id, TTL=lease.ttl_s)
+
+    def lease_revoke(self, r: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse:
+        try:
+            keys = self.lessor.revoke(r.ID)
+        except LeaseNotFoundError:
+            raise errors.lease_not_found() from None
+        if keys:
+            txn = self.store.write()
+            try:
+                for key in sorted(keys):
+                    txn.delete_range(key)
+            finally:
+                events = txn.end()
+            if events:
+                self._on_events(events)
+        return rpc_pb2.LeaseRevokeResponse(header=self._header(self.store.revision))
+
+    def lease_checkpoint(self, r: rpc_pb2.LeaseCheckpointRequest) -> rpc_pb2.LeaseCheckpointResponse:
+        for checkpoint in r.checkpoints:
+            if self.lessor.lookup(checkpoint.ID) is not None:
+                self.lessor.checkpoint(checkpoint.ID, checkpoint.remaining_TTL)
+        return rpc_pb2.LeaseCheckpointResponse(header=self._header(self.store.revision))
+
+    # --- the pieces -------------------------------------------------------------------------------
+    def _put(self, txn, r: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
+        value, lease = r.value, r.lease
+        prev = None
+        if r.ignore_value or r.ignore_lease or r.prev_kv:
+            found = txn.range(r.key).kvs
+            prev = found[0] if found else None
+            if prev is None and (r.ignore_value or r.ignore_lease):
+                raise errors.key_not_found()
+            if r.ignore_value:
+                value = prev.value
+            if r.ignore_lease:
+                lease = prev.lease
+        if lease != NO_LEASE and self.lessor.lookup(lease) is None:
+            raise errors.lease_not_found()
+        old = txn.put(r.key, value, lease)
+        if old is not None and old.lease != lease and old.lease != NO_LEASE:
+            self.lessor.detach(old.lease, r.key)
+        if lease != NO_LEASE and (old is None or old.lease != lease):
+            self.lessor.attach(lease, r.key)
+        resp = rpc_pb2.PutResponse()
+        if r.prev_kv and old is not None:
+            resp.prev_kv.CopyFrom(to_pb_kv(old))
+        return resp
+
+    def _delete_range(self, txn, r: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
+        deleted = txn.delete_range(r.key, r.range_end)
+        for kv in deleted:
+            if kv.lease != NO_LEASE:
+                self.lessor.detach(kv.lease, kv.key)
+        resp = rpc_pb2.DeleteRangeResponse(deleted=len(deleted))
+        if r.prev_kv:
+            resp.prev_kvs.extend([to_pb_kv(kv) for kv in deleted])
+        return resp
+
+    def _compares_hold(self, r: rpc_pb2.TxnRequest, reader) -> bool:
+        for compare in r.compare:
+            if reader is not None:
+                kvs = reader.range(compare.key, compare.range_end).kvs
+            else:
+                kvs = self.store.range(compare.key, compare.range_end).kvs
+            if not kvs:
+                if not _compare_holds(compare, None):
+                    return False
+            elif not all(_compare_holds(compare, kv) for kv in kvs):
+                return False
+        return True
+
+    def _check_branch(self, ops, txn) -> None:
+        """Fail before writing anything when a put in the chosen branches would fail (etcd checks
+        leases and ignore_value/ignore_lease targets first, so a txn never applies half-way)."""
+        for op in ops:
+            kind = op.WhichOneof("request")
+            if kind == "request_put":
+                put = op.request_put
+                if put.lease != NO_LEASE and self.lessor.lookup(put.lease) is None:
+                    raise errors.lease_not_found()
+                if (put.ignore_value or put.ignore_lease) and not txn.range(put.key).kvs:
+                    raise errors.key_not_found()
+            elif kind == "request_txn":
+                nested = op.request_txn
+                self._check_branch(nested.success if self._compares_hold(nested, txn) else nested.failure, txn)
+
+    def _txn(self, r: rpc_pb2.TxnRequest, txn, changed: list[bool] | None = None) -> rpc_pb2.TxnResponse:
+        """Run the branch the compares choose. Responses inside a txn carry a header with only the
+        revision they saw, as etcd's do: the txn's write revision once it has changed something."""
+        if changed is None:
+            changed = [False]
+        succeeded = self._compares_hold(r, txn)
+        ops = r.success if succeeded else r.failure
+        if txn is not None:
+            self._check_branch(ops, txn)
+        resp = rpc_pb2.TxnResponse(succeeded=succeeded)
+        responses = resp.responses
+        for op in ops:
+            kind = op.WhichOneof("request")
+            if kind == "request_range":
+                inner = self.range(op.request_range, txn)
+                responses.add(response_range=inner)
+            elif kind == "request_put":
+                inner = self._put(txn, op.request_put)
+                changed[0] = True
+                responses.add(response_put=inner)
+            elif kind == "request_delete_range":
+                inner = self._delete_range(txn, op.request_delete_range)
+                changed[0] = changed[0] or inner.deleted > 0
+                responses.add(response_delete_range=inner)
+            elif kind == "request_txn":
+                inner = self._txn(op.request_txn, txn, changed)
+                responses.add(response_txn=inner)
+            else:
+                continue
+            header = getattr(responses[-1], responses[-1].WhichOneof("response")).header
+            header.Clear()
+            if txn is None:
+                header.revision = self.store.revision
+            else:
+                header.revision = txn.revision if changed[0] else txn.revision - 1
+        if txn is None:
+            resp.header.CopyFrom(self._header(self.store.revision))
+        return resp
+
+
+def _filter_revisions(r: rpc_pb2.RangeRequest, kvs: list[KeyValue]) -> list[KeyValue]:
+    lo_mod, hi_mod = r.min_mod_revision, r.max_mod_revision
+    lo_create, hi_create = r.min_create_revision, r.max_create_revision
+    return [
+        kv
+        for kv in kvs
+        if (not lo_mod or kv.mod_revision >= lo_mod)
+        and (not hi_mod or kv.mod_revision <= hi_mod)
+        and (not lo_create or kv.create_revision >= lo_create)
+        and (not hi_create or kv.create_revision <= hi_create)
+    ]
+
+
+def event_to_pb(event: Event, with_prev: bool) -> kv_pb2.Event:
+    pb = kv_pb2.Event(type=kv_pb2.Event.DELETE if event.type == EventType.DELETE else kv_pb2.Event.PUT)
+    pb.kv.CopyFrom(to_pb_kv(event.kv))
+    if with_prev and event.prev_kv is not None:
+        pb.prev_kv.CopyFrom(to_pb_kv(event.prev_kv))
+    return pb

@@ -1,0 +1,44 @@
+"""The member's HTTP/1 side on the client port: ``/version``, ``/health``, ``/metrics`` and the v3 JSON
+gateway (``/v3/...`` and ``/v3beta/...``)."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from flotilla.etcd import errors
+from flotilla.etcd.gateway import add_gateway_routes
+from flotilla.etcd.server import EtcdServer
+from flotilla.etcd.services import version_info
+
+__all__ = ["make_http_app"]
+
+
+def make_http_app(server: EtcdServer, servicers: dict[str, object], metrics) -> web.Application:
+    app = web.Application(client_max_size=server.settings.max_request_bytes + 512 * 1024)
+
+    async def version(request: web.Request) -> web.Response:
+        info = version_info()
+        body = {"etcdserver": info["etcdserver"], "etcdcluster": info["etcdcluster"]}
+        return web.Response(text=json.dumps(body, separators=(",", ":")), content_type="application/json")
+
+    async def health(request: web.Request) -> web.Response:
+        # etcd 3.4: unhealthy with an active alarm, without a leader, or when a quorum read fails.
+        healthy = not server.alarms and server.leader_id() != 0
+        if healthy:
+            try:
+                await server.read_barrier()
+            except errors.EtcdError:
+                healthy = False
+        body = json.dumps({"health": "true" if healthy else "false"}, separators=(",", ":"))
+        return web.Response(text=body, status=200 if healthy else 503, content_type="application/json")
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
+    app.router.add_get("/version", version)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_handler)
+    add_gateway_routes(app, servicers)
+    return app

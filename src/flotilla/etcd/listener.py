@@ -1,0 +1,124 @@
+"""One client port for gRPC and HTTP/1, as etcd serves both on its client URLs (its cmux).
+
+Each accepted connection is sniffed: an HTTP/2 connection preface (``PRI * HTTP/2.0``) means gRPC and is
+relayed to the member's gRPC server on a private abstract unix socket; anything else is HTTP/1 and is
+handed, socket and all, to the aiohttp server (no relay: aiohttp's protocol takes over the transport).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+__all__ = ["ClientListener"]
+
+log = logging.getLogger("flotilla.etcd")
+
+_H2_PREFACE_START = b"PRI "
+_RELAY_HIGH_WATER = 1 << 20
+
+
+class _Relay(asyncio.Protocol):
+    """One direction's receiving end of a byte relay; ``peer`` is the other side's transport."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: asyncio.Transport | None = None
+        self.pending = bytearray()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=_RELAY_HIGH_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self.pending += data
+        else:
+            self.peer.write(data)
+
+    def eof_received(self) -> bool:
+        if self.peer is not None and self.peer.can_write_eof():
+            self.peer.write_eof()
+        return True
+
+    def connection_lost(self, exc) -> None:
+        if self.peer is not None:
+            self.peer.close()
+
+    # Flow control: when the peer cannot keep up, stop reading from our side.
+    def pause_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.resume_reading()
+
+
+class _Sniffer(asyncio.Protocol):
+    def __init__(self, listener: ClientListener) -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) < len(_H2_PREFACE_START) and _H2_PREFACE_START.startswith(self.buffer):
+            return
+        transport, buffered = self.transport, self.buffer
+        if buffered.startswith(_H2_PREFACE_START):
+            transport.pause_reading()
+            client_side = _Relay()
+            client_side.connection_made(transport)
+            transport.set_protocol(client_side)
+            asyncio.ensure_future(self.listener._connect_grpc(client_side, buffered))
+        else:
+            protocol = self.listener.http_protocol_factory()
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            protocol.data_received(buffered)
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+
+class ClientListener:
+    """Accepts client connections on ``host:port`` and dispatches them to gRPC or HTTP."""
+
+    def __init__(self, host: str, port: int, grpc_unix_path: str, http_protocol_factory: Callable) -> None:
+        self.host = host
+        self.port = port
+        self.grpc_unix_path = grpc_unix_path
+        self.http_protocol_factory = http_protocol_factory
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Sniffer(self), self.host, self.port, reuse_address=True)
+
+    async def _connect_grpc(self, client_side: _Relay, buffered: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        client = client_side.transport
+        try:
+            grpc_transport, grpc_side = await loop.create_unix_connection(_Relay, self.grpc_unix_path)
+        except OSError as error:
+            log.warning("cannot reach the gRPC server: %s", error)
+            client.close()
+            return
+        grpc_side.peer = client
+        client_side.peer = grpc_transport
+        grpc_transport.write(buffered + bytes(client_side.pending))
+        client_side.pending.clear()
+        if client.is_closing():
+            grpc_transport.close()
+            return
+        client.resume_reading()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()

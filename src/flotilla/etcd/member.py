@@ -1,0 +1,204 @@
+"""``flotilla etcd``: one member process — the server, its gRPC services, the client listeners.
+
+Start-up order, as etcd's: open the data directory (replaying the WAL tail), start raft, wait until the
+member has a leader and has applied its log, then serve clients and log ``ready to serve client
+requests`` (test tools wait for that line). SIGTERM or SIGINT stop it cleanly: listeners close, the
+backend gets a final synced commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import grpc
+
+from flotilla.etcd.api import rpc_pb2_grpc
+from flotilla.etcd.config import EtcdConfig
+from flotilla.etcd.http import make_http_app
+from flotilla.etcd.ids import cluster_id, member_id
+from flotilla.etcd.listener import ClientListener
+from flotilla.etcd.metrics import Metrics
+from flotilla.etcd.server import EtcdServer, Member, ServerSettings
+from flotilla.etcd.services import ClusterService, KVService, LeaseService, MaintenanceService
+from flotilla.etcd.watch_service import WatchService
+
+__all__ = ["MemberProcess", "run_member", "settings_from_config"]
+
+log = logging.getLogger("flotilla.etcd")
+
+GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd lets gRPC messages exceed --max-request-bytes by this much
+
+
+class _CapnslogFormatter(logging.Formatter):
+    """etcd 3.4's default log line: ``2026-11-22 06:30:00.123456 I | etcdserver: message``."""
+
+    _LEVELS = {"DEBUG": "D", "INFO": "I", "WARNING": "W", "ERROR": "E", "CRITICAL": "C"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import datetime
+
+        when = datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S.%f")
+        package = record.name.rsplit(".", 1)[-1]
+        text = f"{when} {self._LEVELS.get(record.levelname, 'I')} | {package}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)  # flushes every record: tools read it from a pipe
+    handler.setFormatter(_CapnslogFormatter())
+    root = logging.getLogger("flotilla")
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.propagate = False
+
+
+def settings_from_config(config: EtcdConfig) -> ServerSettings:
+    """The server's settings from etcd's flags: member and cluster IDs computed as etcd computes them."""
+    token = config.bootstrap_token()
+    cluster = config.initial_members() or {config.name: tuple(config.initial_advertise_peer_urls)}
+    members = []
+    for name, urls in cluster.items():
+        mid = member_id(list(urls), token)
+        client_urls = tuple(config.advertise_client_urls) if name == config.name else ()
+        members.append(Member(mid, name, tuple(urls), client_urls))
+    own = [m for m in members if m.name == config.name]
+    if not own:
+        raise SystemExit(
+            f"flotilla etcd: couldn't find local name {config.name!r} in the initial cluster configuration"
+        )
+    if len(members) > 1:
+        raise SystemExit(
+            "flotilla etcd: this version serves single-member clusters only; "
+            f"--initial-cluster lists {len(members)} members (clustering comes with the peer transport)"
+        )
+    data_dir = Path(config.data_dir)
+    return ServerSettings(
+        name=config.name,
+        data_dir=data_dir,
+        wal_dir=Path(config.wal_dir) if config.wal_dir else None,
+        member_id=own[0].id,
+        cluster_id=cluster_id([m.id for m in members]),
+        members=members,
+        heartbeat_interval_ms=config.heartbeat_interval_ms,
+        election_timeout_ms=config.election_timeout_ms,
+        snapshot_count=config.snapshot_count,
+        max_snapshots=config.max_snapshots,
+        quota_backend_bytes=config.backend_quota_bytes or 2**62,
+        max_request_bytes=config.max_request_bytes,
+        max_txn_ops=config.max_txn_ops,
+    )
+
+
+class MemberProcess:
+    """The server plus everything that serves it to clients."""
+
+    def __init__(self, settings: ServerSettings, client_urls: list[str]) -> None:
+        self.settings = settings
+        self.client_urls = client_urls
+        self.server = EtcdServer(settings)
+        self.metrics = Metrics(self.server)
+        self.server.metrics = self.metrics
+        s = self.server
+        self.servicers = {
+            "KV": KVService(s),
+            "Watch": WatchService(s),
+            "Lease": LeaseService(s),
+            "Cluster": ClusterService(s),
+            "Maintenance": MaintenanceService(s),
+        }
+        self._grpc_server: grpc.aio.Server | None = None
+        self._listeners: list[ClientListener] = []
+        self._http_runner = None
+
+    async def _start_grpc(self) -> str:
+        max_bytes = self.settings.max_request_bytes + GRPC_OVERHEAD_BYTES
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", max_bytes),
+                ("grpc.max_send_message_length", 2**31 - 1),
+                ("grpc.max_concurrent_streams", 2**31 - 1),
+            ]
+        )
+        sv = self.servicers
+        rpc_pb2_grpc.add_KVServicer_to_server(sv["KV"], server)
+        rpc_pb2_grpc.add_WatchServicer_to_server(sv["Watch"], server)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(sv["Lease"], server)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(sv["Cluster"], server)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(sv["Maintenance"], server)
+        name = f"flotilla-grpc-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        server.add_insecure_port(f"unix-abstract:{name}")
+        await server.start()
+        self._grpc_server = server
+        return "\0" + name
+
+    async def _start_listeners(self, grpc_path: str) -> None:
+        from aiohttp import web
+
+        app = make_http_app(self.server, self.servicers, self.metrics)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        self._http_runner = runner
+        for url in self.client_urls:
+            parts = urlsplit(url)
+            host = parts.hostname or "127.0.0.1"
+            listener = ClientListener(host, parts.port or 2379, grpc_path, runner.server)
+            await listener.start()
+            self._listeners.append(listener)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            server_task = tasks.create_task(self.server.run())
+            started = tasks.create_task(self.server.wait_started())
+            stopping = tasks.create_task(stop.wait())
+            await asyncio.wait({started, stopping, server_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set() and not server_task.done():
+                grpc_path = await self._start_grpc()
+                await self._start_listeners(grpc_path)
+                log.info("ready to serve client requests")
+                log.info("serving client requests on %s", ", ".join(self.client_urls))
+                await asyncio.wait({stopping, server_task}, return_when=asyncio.FIRST_COMPLETED)
+            started.cancel()
+            stopping.cancel()
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        for listener in self._listeners:
+            await listener.close()
+        if self._grpc_server is not None:
+            await self._grpc_server.stop(grace=0.5)
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+        self.server.stop()
+
+
+def run_member(config: EtcdConfig) -> int:
+    """Run a member until SIGTERM/SIGINT; the process exit code."""
+    _setup_logging(getattr(config, "log_level", "info") or "info")
+    settings = settings_from_config(config)
+    process = MemberProcess(settings, list(config.listen_client_urls))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await process.run(stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as error:
+        log.error("%s", error)
+        return 1
+    with contextlib.suppress(Exception):
+        logging.getLogger("flotilla").handlers[0].flush()
+    return 0

@@ -1,0 +1,675 @@
+"""The store member: raft driver, apply loop, backend commits, snapshots, leases and the request API the
+gRPC services and the gateway call.
+
+Write path: ``propose`` encodes the request as an ``InternalRaftRequest`` with a unique ID, registers a
+future under that ID and queues the bytes in the raft driver; the driver batches, fsyncs and commits;
+``apply_entries`` applies each committed request through the ``Applier`` and resolves the future.
+Reads: a linearizable read first waits for a ReadIndex to be applied (batched: one raft round serves every
+read that arrived meanwhile); a serializable read is served from the local state at once.
+
+The MVCC state lives in memory (``flotilla.mvcc``); every ``backend_commit_interval_s`` its changes, with
+the applied raft index, go into the backend in one transaction from a worker thread. A restart loads the
+backend and replays only the WAL entries after that index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flotilla.backend import WriteBatch, open_backend
+from flotilla.etcd import errors
+from flotilla.etcd.api import raft_internal_pb2, rpc_pb2
+from flotilla.etcd.apply import Applier
+from flotilla.etcd.raftnode import NoPeers, RaftNode, Transport
+from flotilla.etcd.storage import MemberStorage, member_paths
+from flotilla.mvcc import codec
+from flotilla.mvcc.lease import Lessor, NotPrimaryError
+from flotilla.mvcc.store import KeyValueStore
+from flotilla.mvcc.watch import WatchHub
+from flotilla.raft import (
+    NO_LEADER,
+    Config,
+    ConfState,
+    Entry,
+    EntryType,
+    RawNode,
+    ReadState,
+    Role,
+    Snapshot,
+    SoftState,
+)
+
+__all__ = ["EtcdServer", "Member", "ServerSettings"]
+
+log = logging.getLogger("flotilla.etcd")
+
+_U64 = struct.Struct(">Q")
+_META_APPLIED = b"consistent_index"
+_META_TERM = b"term"
+_META_COMPACT = b"finishedCompactRev"
+_META_CLUSTER = b"cluster"
+SNAPSHOT_CATCH_UP_ENTRIES = 5000  # etcd keeps this many entries behind a snapshot for slow followers
+DEFAULT_QUOTA_BYTES = 2 * 1024**3
+ALARM_NOSPACE = rpc_pb2.NOSPACE
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...] = ()
+    is_learner: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "peer_urls": list(self.peer_urls),
+            "client_urls": list(self.client_urls),
+            "is_learner": self.is_learner,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Member:
+        return cls(d["id"], d["name"], tuple(d["peer_urls"]), tuple(d["client_urls"]), d.get("is_learner", False))
+
+
+@dataclass
+class ServerSettings:
+    """What the member needs from its configuration (the CLI builds it from etcd's flags)."""
+
+    name: str
+    data_dir: Path
+    member_id: int
+    cluster_id: int
+    members: list[Member]
+    wal_dir: Path | None = None
+    heartbeat_interval_ms: int = 100
+    election_timeout_ms: int = 1000
+    snapshot_count: int = 100_000
+    max_snapshots: int = 5
+    quota_backend_bytes: int = 0
+    max_request_bytes: int = 1_572_864
+    max_txn_ops: int = 128
+    backend_commit_interval_s: float = 0.1
+    backend_batch_limit: int = 10_000
+    lease_checkpoint_interval_s: float = 5.0
+    request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
+    seed: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def quota_bytes(self) -> int:
+        return self.quota_backend_bytes if self.quota_backend_bytes > 0 else DEFAULT_QUOTA_BYTES
+
+    @property
+    def timeout_s(self) -> float:
+        return self.request_timeout_s or 5.0 + 2 * self.election_timeout_ms / 1000
+
+
+class _RequestIds:
+    """Unique request IDs, as etcd's idutil: the member's low 16 bits, the start time in ms, a counter."""
+
+    def __init__(self, member_id: int) -> None:
+        self._next = ((member_id & 0xFFFF) << 48) | ((int(time.time() * 1000) & 0xFFFFFFFFFF) << 8)
+
+    def next(self) -> int:
+        self._next = (self._next + 1) & 0xFFFFFFFFFFFFFFFF
+        return self._next
+
+
+class EtcdServer:
+    """One member. Create with ``EtcdServer.open(settings)``; ``run()`` drives it until ``stop()``."""
+
+    def __init__(self, settings: ServerSettings, transport: Transport | None = None) -> None:
+        self.settings = settings
+        self.member_id = settings.member_id
+        self.cluster_id = settings.cluster_id
+        self.transport = transport or NoPeers()
+        self.paths = member_paths(settings.data_dir, settings.wal_dir)
+        self.started_at = time.time()
+        self._ids = _RequestIds(self.member_id)
+        self._waiters: dict[int, asyncio.Future] = {}
+        self._deadlines: list[tuple[float, int]] = []
+        self._read_waiters: list[asyncio.Future] = []
+        self._read_inflight: dict[bytes, list[asyncio.Future]] = {}
+        self._read_applied_waits: list[tuple[int, list[asyncio.Future]]] = []
+        self._read_seq = 0
+        self.leader_changes = 0
+        self.alarms: set[tuple[int, int]] = set()
+        self.members: dict[int, Member] = {m.id: m for m in settings.members}
+        self._backend_lock = asyncio.Lock()
+        self._snapshotting = False
+        self.applied_index = 0
+        self.consistent_index = 0
+        self.snapshot_index = 0
+        self.db_size = 0
+        self.db_size_in_use = 0
+        self._started = asyncio.Event()
+        self._stopped = False
+        self.metrics = None  # set by the member process (flotilla.etcd.metrics.Metrics)
+        self._open_state()
+
+    # --- start-up ---------------------------------------------------------------------------------
+    def _open_state(self) -> None:
+        s = self.settings
+        paths = self.paths
+        paths.snap.mkdir(parents=True, exist_ok=True)
+        self.backend = open_backend(paths.backend)
+        applied_bytes = self.backend.get("meta", _META_APPLIED)
+        self.consistent_index = _U64.unpack(applied_bytes)[0] if applied_bytes else 0
+        compact_bytes = self.backend.get("meta", _META_COMPACT)
+        compact_rev = _U64.unpack(compact_bytes)[0] if compact_bytes else 0
+        self.store = KeyValueStore.restore(self.backend.scan("key"), compact_rev)
+        self.lessor = Lessor.restore(self.backend.scan("lease"), self._min_lease_ttl_s())
+        for kv in self.store.range(b"\0", b"\0").kvs:
+            if kv.lease and self.lessor.lookup(kv.lease) is not None:
+                self.lessor.attach(kv.lease, kv.key)
+        for key, _ in self.backend.scan("alarm"):
+            member_id, alarm = struct.unpack(">QI", key)
+            self.alarms.add((member_id, alarm))
+        stored_members = [Member.from_json(json.loads(v)) for _, v in self.backend.scan("members")]
+        if stored_members:
+            self.members = {m.id: m for m in stored_members}
+        self.hub = WatchHub(self.store)
+        self.applier = Applier(self.store, self.lessor, self.header, self._on_events)
+        opened = MemberStorage.open(paths) if MemberStorage.exists(paths) else None
+        if opened is not None:
+            self.storage, recovered = opened
+            metadata = json.loads(recovered.metadata)
+            self.member_id, self.cluster_id = metadata["member_id"], metadata["cluster_id"]
+            self.snapshot_index = recovered.snapshot.index
+            log.info(
+                "restarting member %x in cluster %x at commit index %d (backend applied %d, last %d)",
+                self.member_id, self.cluster_id, recovered.hard_state.commit, self.consistent_index,
+                recovered.last_index,
+            )  # fmt: skip
+        else:
+            metadata = json.dumps({"member_id": self.member_id, "cluster_id": self.cluster_id}).encode()
+            voters = {m.id for m in s.members if not m.is_learner}
+            self.storage = MemberStorage.create(paths, metadata, voters)
+            self.snapshot_index = 1
+            batch = WriteBatch()
+            for m in s.members:
+                batch.put("members", _U64.pack(m.id), json.dumps(m.to_json()).encode())
+            batch.put("meta", _META_CLUSTER, _U64.pack(self.cluster_id))
+            self.backend.write(batch, sync=True)
+            log.info("starting member %x in cluster %x", self.member_id, self.cluster_id)
+        self.applied_index = max(self.consistent_index, self.snapshot_index)
+        rng = random.Random(s.seed if s.seed is not None else self.member_id ^ time.time_ns())
+        config = Config(
+            id=self.member_id,
+            rng=rng,
+            election_timeout_ticks=max(2, s.election_timeout_ms // s.heartbeat_interval_ms),
+            heartbeat_interval_ticks=1,
+            applied=self.applied_index,
+            max_msg_bytes=1 << 20,
+        )
+        self.node = RawNode(config, self.storage.memory)
+        self.raft = RaftNode(
+            self.node,
+            self.storage,
+            self.transport,
+            self,
+            s.heartbeat_interval_ms / 1000,
+            on_fsync=self._on_fsync,
+        )
+        self.db_size = self.backend.size_bytes()
+        self.db_size_in_use = self.backend.size_in_use_bytes()
+
+    def _min_lease_ttl_s(self) -> int:
+        # etcd: a lease must outlive an election, so the minimum TTL is 1.5 election timeouts, rounded up.
+        s = self.settings
+        return max(1, -(-3 * s.election_timeout_ms // 2000))
+
+    # --- running ----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Drive the member until ``stop()``; on return the backend holds everything applied."""
+        voters = self.storage.memory.initial_state()[1].voters
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.raft.run())
+                tasks.create_task(self._backend_loop())
+                tasks.create_task(self._lease_loop())
+                tasks.create_task(self._timeout_loop())
+                tasks.create_task(self._watch_sync_loop())
+                if voters == {self.member_id} or (not voters and len(self.members) == 1):
+                    # A cluster of one need not wait an election timeout to elect itself.
+                    self.node.campaign()
+                    self.raft._wake.set()
+        finally:
+            await self._final_commit()
+            self.storage.close()
+            self.backend.close()
+
+    async def wait_started(self) -> None:
+        """Return once this member knows a leader and has applied its log (ready to serve)."""
+        await self._started.wait()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.raft.stop()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(errors.stopped())
+        self._waiters.clear()
+
+    async def _final_commit(self) -> None:
+        try:
+            await self._commit_backend(sync=True)
+        except Exception:  # noqa: BLE001 - shutting down: the WAL still has everything
+            log.exception("final backend commit failed; the WAL will replay it")
+
+    # --- the raft driver's callbacks (flotilla.etcd.raftnode.Applier) -----------------------------
+    def on_soft_state(self, soft: SoftState) -> None:
+        if soft.leader_id != NO_LEADER:
+            self.leader_changes += 1
+            log.info("raft: %x elected leader %x at term %d", self.member_id, soft.leader_id, self.raft.term)
+        else:
+            log.info("raft: %x lost its leader", self.member_id)
+        if soft.role == Role.LEADER:
+            self.lessor.promote(time.monotonic())
+        elif self.lessor.is_primary:
+            self.lessor.demote()
+        if self.metrics is not None:
+            self.metrics.on_leader(soft.leader_id != NO_LEADER, self.leader_changes)
+
+    def on_ready_done(self) -> None:
+        if not self._started.is_set() and self.raft.leader_id != NO_LEADER:
+            if self.applied_index >= self.storage.memory.hard_state.commit:
+                self._started.set()
+        if self._read_applied_waits:
+            self._release_reads()
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        # A follower receiving a leader's snapshot: the backend transfer comes with clustering.
+        raise NotImplementedError("installing a snapshot from a leader needs the peer transport")
+
+    def apply_entries(self, entries: list[Entry]) -> None:
+        applier = self.applier
+        waiters = self._waiters
+        parse = raft_internal_pb2.InternalRaftRequest.FromString
+        for entry in entries:
+            if entry.index <= self.consistent_index:
+                continue  # the backend already has it (replay after a restart)
+            if entry.type == EntryType.CONF_CHANGE:
+                self._apply_conf_change(entry)
+                continue
+            if not entry.data:
+                continue  # a new leader's empty entry
+            request = parse(entry.data)
+            request_id = request.header.ID
+            try:
+                result = self._apply_request(applier, request)
+            except errors.EtcdError as error:
+                result = error
+            fut = waiters.pop(request_id, None)
+            if fut is not None and not fut.done():
+                if isinstance(result, errors.EtcdError):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+        self.applied_index = entries[-1].index
+        if self.metrics is not None:
+            self.metrics.on_applied(len(entries))
+        if self.applied_index - self.snapshot_index > self.settings.snapshot_count and not self._snapshotting:
+            self._snapshotting = True
+            asyncio.get_running_loop().create_task(self._snapshot())
+
+    def _apply_request(self, applier: Applier, request) -> object:
+        # InternalRaftRequest is not a oneof (etcd's field numbers): the request is its one set field
+        # besides the header and the ID.
+        kind = ""
+        for descriptor, _ in request.ListFields():
+            if descriptor.number not in (1, 100):
+                kind = descriptor.name
+                break
+        if kind == "put":
+            self._check_space()
+            return applier.put(request.put)
+        if kind == "txn":
+            if self._nospace_alarm():
+                from flotilla.etcd.apply import is_txn_read_only
+
+                if not is_txn_read_only(request.txn):
+                    raise errors.no_space()
+            return applier.txn(request.txn)
+        if kind == "delete_range":
+            return applier.delete_range(request.delete_range)
+        if kind == "range":
+            return applier.range(request.range)
+        if kind == "compaction":
+            return applier.compact(request.compaction)
+        if kind == "lease_grant":
+            self._check_space()
+            resp = applier.lease_grant(request.lease_grant)
+            if self.lessor.is_primary:
+                self.lessor.renew(resp.ID, time.monotonic())
+            return resp
+        if kind == "lease_revoke":
+            return applier.lease_revoke(request.lease_revoke)
+        if kind == "lease_checkpoint":
+            return applier.lease_checkpoint(request.lease_checkpoint)
+        if kind == "alarm":
+            return self._apply_alarm(request.alarm)
+        raise errors.EtcdError(errors.grpc.StatusCode.UNIMPLEMENTED, f"etcdserver: unknown request {kind}")
+
+    def _apply_conf_change(self, entry: Entry) -> None:
+        from flotilla.raft import ConfChange
+
+        self.node.apply_conf_change(ConfChange.decode(entry.data))
+
+    def on_read_state(self, read_state: ReadState) -> None:
+        waiters = self._read_inflight.pop(read_state.request_ctx, None)
+        if waiters:
+            self._read_applied_waits.append((read_state.index, waiters))
+            self._release_reads()
+
+    def _release_reads(self) -> None:
+        applied = self.applied_index
+        still = []
+        for index, waiters in self._read_applied_waits:
+            if index <= applied:
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_result(None)
+            else:
+                still.append((index, waiters))
+        self._read_applied_waits = still
+
+    # --- alarms and quota -------------------------------------------------------------------------
+    def _nospace_alarm(self) -> bool:
+        return any(alarm == ALARM_NOSPACE for _, alarm in self.alarms)
+
+    def _check_space(self) -> None:
+        if self._nospace_alarm():
+            raise errors.no_space()
+
+    def _apply_alarm(self, r: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
+        resp = rpc_pb2.AlarmResponse(header=self.header(self.store.revision))
+        if r.action == rpc_pb2.AlarmRequest.GET:
+            pass
+        elif r.action == rpc_pb2.AlarmRequest.ACTIVATE:
+            if r.alarm != rpc_pb2.NONE:
+                self.alarms.add((r.memberID, r.alarm))
+                resp.alarms.add(memberID=r.memberID, alarm=r.alarm)
+                log.warning("alarm %s raised by member %x", rpc_pb2.AlarmType.Name(r.alarm), r.memberID)
+            self._alarms_dirty = True
+            return resp
+        elif r.action == rpc_pb2.AlarmRequest.DEACTIVATE:
+            to_clear = {
+                (m, a)
+                for m, a in self.alarms
+                if (r.memberID == 0 or m == r.memberID) and (r.alarm == rpc_pb2.NONE or a == r.alarm)
+            }
+            for m, a in sorted(to_clear):
+                resp.alarms.add(memberID=m, alarm=a)
+            self.alarms -= to_clear
+            self._alarms_dirty = True
+            return resp
+        for m, a in sorted(self.alarms):
+            if (r.memberID == 0 or m == r.memberID) and (r.alarm == rpc_pb2.NONE or a == r.alarm):
+                resp.alarms.add(memberID=m, alarm=a)
+        return resp
+
+    _alarms_dirty = False
+
+    def quota_exceeded(self, cost: int) -> bool:
+        return self.db_size + cost > self.settings.quota_bytes
+
+    # --- the request API --------------------------------------------------------------------------
+    def header(self, revision: int) -> rpc_pb2.ResponseHeader:
+        return rpc_pb2.ResponseHeader(
+            cluster_id=self.cluster_id, member_id=self.member_id, revision=revision, raft_term=self.raft.term
+        )
+
+    async def propose(self, field_name: str, request, *, cost: int = 0) -> object:
+        """Replicate ``request`` (a PutRequest, TxnRequest, ...) and return what applying it gave."""
+        if self._stopped:
+            raise errors.stopped()
+        internal = raft_internal_pb2.InternalRaftRequest()
+        request_id = self._ids.next()
+        internal.header.ID = request_id
+        getattr(internal, field_name).CopyFrom(request)
+        data = internal.SerializeToString()
+        if len(data) > self.settings.max_request_bytes:
+            raise errors.request_too_large()
+        if cost and self.quota_exceeded(cost + len(data)):
+            if not self._nospace_alarm():
+                self._raise_nospace_alarm()
+            raise errors.no_space()
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = fut
+        self._deadlines.append((time.monotonic() + self.settings.timeout_s, request_id))
+        self.raft.propose(data)
+        return await fut
+
+    def _raise_nospace_alarm(self) -> None:
+        log.warning("database space exceeded (%d bytes, quota %d)", self.db_size, self.settings.quota_bytes)
+        alarm = rpc_pb2.AlarmRequest(
+            action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=ALARM_NOSPACE
+        )
+        asyncio.get_running_loop().create_task(self._propose_quietly("alarm", alarm))
+
+    async def _propose_quietly(self, field_name: str, request) -> None:
+        try:
+            await self.propose(field_name, request)
+        except errors.EtcdError as error:
+            log.warning("internal %s proposal failed: %s", field_name, error.message)
+
+    async def read_barrier(self) -> None:
+        """Wait until this member has applied everything committed before the call (ReadIndex)."""
+        if self._stopped:
+            raise errors.stopped()
+        fut = asyncio.get_running_loop().create_future()
+        self._read_waiters.append(fut)
+        if len(self._read_waiters) == 1:
+            asyncio.get_running_loop().call_soon(self._send_read_index)
+        try:
+            await asyncio.wait_for(fut, self.settings.timeout_s)
+        except TimeoutError:
+            raise errors.timeout() from None
+
+    def _send_read_index(self) -> None:
+        if not self._read_waiters:
+            return
+        waiters, self._read_waiters = self._read_waiters, []
+        self._read_seq += 1
+        context = _U64.pack(self._read_seq)
+        self._read_inflight[context] = waiters
+        self.raft.request_read_index(context)
+
+    async def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
+        if not r.serializable:
+            await self.read_barrier()
+        return self.applier.range(r)
+
+    async def txn(self, r: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        from flotilla.etcd.apply import is_txn_read_only
+
+        if is_txn_read_only(r):
+            if not all(op.request_range.serializable for op in (*r.success, *r.failure)) or not (
+                r.success or r.failure
+            ):
+                await self.read_barrier()
+            return self.applier.read_txn(r)
+        return await self.propose("txn", r, cost=r.ByteSize())
+
+    def lease_renew(self, lease_id: int) -> int:
+        """Keep-alive: on the leader (the primary lessor) only."""
+        try:
+            return self.lessor.renew(lease_id, time.monotonic())
+        except NotPrimaryError:
+            raise errors.not_leader() from None
+
+    def lease_remaining(self, lease_id: int) -> int:
+        return self.lessor.remaining_s(lease_id, time.monotonic())
+
+    # --- watch events -----------------------------------------------------------------------------
+    def _on_events(self, events) -> None:
+        deliveries = self.hub.notify(events)
+        if deliveries:
+            revision = self.store.revision
+            for watcher, evs in deliveries:
+                watcher.tag.deliver(watcher, evs, revision)
+
+    async def _watch_sync_loop(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(0.1)
+            if self.hub.unsynced_count():
+                self.sync_watchers()
+
+    def sync_watchers(self) -> None:
+        revision = self.store.revision
+        for watcher, evs in self.hub.sync():
+            watcher.tag.deliver(watcher, evs, revision)
+
+    # --- background work --------------------------------------------------------------------------
+    async def _timeout_loop(self) -> None:
+        """Fail requests whose proposal did not apply in time (no leader, lost quorum)."""
+        while not self._stopped:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, request_id = self._deadlines.pop(0)
+                fut = self._waiters.pop(request_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(errors.timeout())
+            if self._read_waiters or self._read_inflight:
+                self._retry_reads()
+
+    def _retry_reads(self) -> None:
+        # A ReadIndex request is dropped while there is no leader; ask again for whoever still waits.
+        if self.raft.leader_id == NO_LEADER:
+            return
+        stale = [ctx for ctx in self._read_inflight if _U64.unpack(ctx)[0] < self._read_seq - 4]
+        for ctx in stale:
+            self._read_waiters.extend(f for f in self._read_inflight.pop(ctx) if not f.done())
+        if self._read_waiters:
+            self._send_read_index()
+
+    async def _lease_loop(self) -> None:
+        """The primary revokes expired leases and checkpoints remaining TTLs, through raft."""
+        interval = self.settings.lease_checkpoint_interval_s
+        while not self._stopped:
+            await asyncio.sleep(0.5)
+            if not self.lessor.is_primary:
+                continue
+            now = time.monotonic()
+            for lease_id in self.lessor.expired(now):
+                request = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
+                asyncio.get_running_loop().create_task(self._propose_quietly("lease_revoke", request))
+            due = self.lessor.due_checkpoints(now, interval)
+            if due:
+                request = rpc_pb2.LeaseCheckpointRequest()
+                for lease_id, remaining in due:
+                    request.checkpoints.add(ID=lease_id, remaining_TTL=remaining)
+                asyncio.get_running_loop().create_task(self._propose_quietly("lease_checkpoint", request))
+
+    async def _backend_loop(self) -> None:
+        interval = self.settings.backend_commit_interval_s
+        while not self._stopped:
+            await asyncio.sleep(interval)
+            await self._commit_backend(sync=False)
+
+    def _collect_batch(self) -> WriteBatch | None:
+        changes = self.store.take_changes()
+        lease_changes = self.lessor.take_changes()
+        if not changes and not lease_changes and self.applied_index == self.consistent_index:
+            if not self._alarms_dirty:
+                return None
+        batch = WriteBatch()
+        for key, record in changes:
+            if record is None:
+                batch.delete("key", key)
+            else:
+                batch.put("key", key, record)
+        for lease_id, lease in lease_changes:
+            if lease is None:
+                batch.delete("lease", _U64.pack(lease_id))
+            else:
+                from flotilla.mvcc.lease import encode_lease
+
+                batch.put("lease", _U64.pack(lease_id), encode_lease(lease))
+        if self._alarms_dirty:
+            batch.delete_range("alarm", b"", b"\xff" * 16)
+            for member_id, alarm in self.alarms:
+                batch.put("alarm", struct.pack(">QI", member_id, alarm), b"")
+            self._alarms_dirty = False
+        batch.put("meta", _META_APPLIED, _U64.pack(self.applied_index))
+        batch.put("meta", _META_TERM, _U64.pack(self.raft.term))
+        batch.put("meta", _META_COMPACT, _U64.pack(self.store.compact_revision))
+        return batch
+
+    async def _commit_backend(self, *, sync: bool) -> None:
+        async with self._backend_lock:
+            batch = self._collect_batch()
+            applied = self.applied_index
+            if batch is None:
+                return
+            started = time.monotonic()
+            await asyncio.to_thread(self.backend.write, batch, sync=sync)
+            self.consistent_index = max(self.consistent_index, applied)
+            self.db_size = self.backend.size_bytes()
+            self.db_size_in_use = self.backend.size_in_use_bytes()
+            if self.metrics is not None:
+                self.metrics.on_backend_commit(time.monotonic() - started, self.db_size, self.db_size_in_use)
+
+    async def _snapshot(self) -> None:
+        """Snapshot at the applied index: make the backend durable there, write the snapshot file,
+        release the WAL before it and compact the in-memory log."""
+        try:
+            await self._commit_backend(sync=True)
+            index = self.consistent_index
+            if index <= self.snapshot_index:
+                return
+            conf_state = self.node.status().conf_state
+            data = json.dumps({"members": [m.to_json() for m in self.members.values()]}).encode()
+            snapshot = self.storage.create_snapshot(index, conf_state, data)
+            await asyncio.to_thread(self.storage.persist_snapshot, snapshot)
+            self.storage.compact(index, SNAPSHOT_CATCH_UP_ENTRIES)
+            await asyncio.to_thread(self.storage.purge_snapshots, self.settings.max_snapshots)
+            self.snapshot_index = index
+            log.info("saved snapshot at index %d", index)
+        finally:
+            self._snapshotting = False
+
+    def _on_fsync(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.on_fsync(seconds)
+
+    # --- maintenance ------------------------------------------------------------------------------
+    async def defragment(self) -> None:
+        async with self._backend_lock:
+            await asyncio.to_thread(self.backend.defragment)
+            self.db_size = self.backend.size_bytes()
+            self.db_size_in_use = self.backend.size_in_use_bytes()
+
+    async def copy_backend(self, target: Path) -> None:
+        await self._commit_backend(sync=False)
+        async with self._backend_lock:
+            await asyncio.to_thread(self.backend.copy_to, target)
+
+    def conf_state(self) -> ConfState:
+        return self.node.status().conf_state
+
+    def is_leader(self) -> bool:
+        return self.raft.leader_id == self.member_id
+
+    def leader_id(self) -> int:
+        return self.raft.leader_id
+
+    def hash_kv(self, revision: int) -> tuple[int, int]:
+        return self.store.hash_kv(revision)
+
+
+def revision_key_of(main: int) -> bytes:
+    return codec.revision_key(codec.Revision(main, 0))

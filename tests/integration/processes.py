@@ -1,0 +1,131 @@
+"""Real member processes for integration tests: ``flotilla etcd`` and Debian's ``etcd``, on free loopback
+ports, each in its own data directory, started and waited for the way etcd's own test tools do (the
+``ready to serve client requests`` log line)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_LINE = "ready to serve client requests"
+REAL_ETCD = "/usr/bin/etcd"
+REAL_ETCDCTL = "/usr/bin/etcdctl"
+RESERVED_PORTS = {2379, 2380, 4001, 7001}
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+
+
+def real_etcd_available() -> bool:
+    return os.path.exists(REAL_ETCD) and os.path.exists(REAL_ETCDCTL)
+
+
+@dataclass
+class MemberProcess:
+    """One running member; ``endpoint`` is its client URL."""
+
+    kind: str
+    data_dir: Path
+    client_port: int
+    peer_port: int
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    log: list[str] = field(default_factory=list)
+    _ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def command(self) -> list[str]:
+        client = self.endpoint
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        args = [
+            "--name", "m1",
+            "--data-dir", str(self.data_dir),
+            "--listen-client-urls", client,
+            "--advertise-client-urls", client,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"m1={peer}",
+            *self.extra_args,
+        ]  # fmt: skip
+        if self.kind == "etcd":
+            return [REAL_ETCD, *args]
+        return [sys.executable, "-m", "flotilla.cli.main", "etcd", *args]
+
+    def start(self, timeout_s: float = 30.0) -> MemberProcess:
+        self._ready.clear()
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
+        threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}:\n" + "\n".join(self.log[-40:]))
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"{self.kind} not ready after {timeout_s}s:\n" + "\n".join(self.log[-40:]))
+        return self
+
+    def _read_log(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            self.log.append(line.rstrip("\n"))
+            if READY_LINE in line:
+                self._ready.set()
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def start_member(kind: str, base_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> MemberProcess:
+    data_dir = base_dir / f"{kind}-{free_port()}"
+    member = MemberProcess(kind, data_dir, free_port(), free_port(), list(extra_args), env or {})
+    return member.start()
+
+
+def etcdctl(endpoint_address: str, *args: str, api: str = "3", input: str | None = None, timeout_s: float = 30):
+    """Run Debian's etcdctl; returns the CompletedProcess (text)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    env["ETCDCTL_API"] = api
+    return subprocess.run(
+        [REAL_ETCDCTL, f"--endpoints={endpoint_address}", *args],
+        capture_output=True, text=True, input=input, env=env, timeout=timeout_s,
+    )  # fmt: skip
+
+
+def cleanup_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
