@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -489,6 +490,7 @@ def _check_known(value: dict, descriptor) -> None:
                 _check_base64(item)
 
 
+@functools.cache
 def _by_json_name(descriptor) -> dict:
     return {field.json_name: field for field in descriptor.fields}
 
