@@ -83,7 +83,9 @@ class MemberProcess:
         deadline = time.monotonic() + timeout_s
         while not self._ready.wait(0.05):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}:\n" + "\n".join(self.log[-40:]))
+                raise RuntimeError(
+                    f"{self.kind} exited with {self.proc.returncode}:\n" + "\n".join(self.log[-40:])
+                )
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"{self.kind} not ready after {timeout_s}s:\n" + "\n".join(self.log[-40:]))
@@ -111,13 +113,17 @@ class MemberProcess:
             self.proc.wait(10)
 
 
-def start_member(kind: str, base_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> MemberProcess:
+def start_member(
+    kind: str, base_dir: Path, *extra_args: str, env: dict[str, str] | None = None
+) -> MemberProcess:
     data_dir = base_dir / f"{kind}-{free_port()}"
     member = MemberProcess(kind, data_dir, free_port(), free_port(), list(extra_args), env or {})
     return member.start()
 
 
-def etcdctl(endpoint_address: str, *args: str, api: str = "3", input: str | None = None, timeout_s: float = 30):
+def etcdctl(
+    endpoint_address: str, *args: str, api: str = "3", input: str | None = None, timeout_s: float = 30
+):
     """Run Debian's etcdctl; returns the CompletedProcess (text)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
     env["ETCDCTL_API"] = api

@@ -127,7 +127,9 @@ class Applier:
         if filtering:
             kvs = _filter_revisions(r, kvs)
         if sorting:
-            kvs = sorted(kvs, key=_SORT_KEYS[r.sort_target], reverse=sort_order == rpc_pb2.RangeRequest.DESCEND)
+            kvs = sorted(
+                kvs, key=_SORT_KEYS[r.sort_target], reverse=sort_order == rpc_pb2.RangeRequest.DESCEND
+            )
         resp = rpc_pb2.RangeResponse(header=self._header(result.revision), count=result.count)
         if limit > 0 and len(kvs) > limit:
             kvs = kvs[:limit]
@@ -191,7 +193,9 @@ class Applier:
             raise errors.lease_exists() from None
         except LeaseTTLTooLargeError:
             raise errors.lease_ttl_too_large() from None
-        return rpc_pb2.LeaseGrantResponse(header=self._header(self.store.revision), ID=lease.id, TTL=lease.ttl_s)
+        return rpc_pb2.LeaseGrantResponse(
+            header=self._header(self.store.revision), ID=lease.id, TTL=lease.ttl_s
+        )
 
     def lease_revoke(self, r: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse:
         try:
@@ -276,7 +280,9 @@ class Applier:
                     raise errors.key_not_found()
             elif kind == "request_txn":
                 nested = op.request_txn
-                self._check_branch(nested.success if self._compares_hold(nested, txn) else nested.failure, txn)
+                self._check_branch(
+                    nested.success if self._compares_hold(nested, txn) else nested.failure, txn
+                )
 
     def _txn(self, r: rpc_pb2.TxnRequest, txn, changed: list[bool] | None = None) -> rpc_pb2.TxnResponse:
         """Run the branch the compares choose. Responses inside a txn carry a header with only the

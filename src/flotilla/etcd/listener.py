@@ -98,7 +98,9 @@ class ClientListener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Sniffer(self), self.host, self.port, reuse_address=True)
+        self._server = await loop.create_server(
+            lambda: _Sniffer(self), self.host, self.port, reuse_address=True
+        )
 
     async def _connect_grpc(self, client_side: _Relay, buffered: bytes) -> None:
         loop = asyncio.get_running_loop()

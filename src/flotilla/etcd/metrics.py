@@ -76,7 +76,9 @@ class _StateCollector:
         server = self.metrics.server
         leader = server.leader_id()
 
-        def gauge(name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> GaugeMetricFamily:
+        def gauge(
+            name: str, doc: str, value: float, labels: dict[str, str] | None = None
+        ) -> GaugeMetricFamily:
             family = GaugeMetricFamily(name, doc, labels=list(labels) if labels else None)
             family.add_metric(list(labels.values()) if labels else [], value)
             return family
@@ -85,7 +87,8 @@ class _StateCollector:
                     1 if leader else 0)  # fmt: skip
         yield gauge("etcd_server_is_leader", "Whether or not this member is a leader.",
                     1 if server.is_leader() else 0)  # fmt: skip
-        yield gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.",
+        yield gauge("etcd_server_proposals_committed_total",
+                    "The total number of consensus proposals committed.",
                     server.storage.memory.hard_state.commit)  # fmt: skip
         yield gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.",
                     server.applied_index)  # fmt: skip

@@ -1,6 +1,7 @@
 """The raft driver of a member: ticks, proposals, Ready handling with group commit, ReadIndex batching.
 
-It runs the raft core (``RawNode``) on the event loop and follows the Ready contract (``flotilla.raft.Ready``):
+It runs the raft core (``RawNode``) on the event loop and follows the Ready contract
+(``flotilla.raft.Ready``):
 
 1. leader messages go out at once;
 2. the snapshot, entries and hard state are written to the WAL with one fsync in a worker thread — while
@@ -20,7 +21,17 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from flotilla.raft import NO_LEADER, Entry, Message, ProposalDropped, RawNode, ReadState, Ready, Snapshot, SoftState
+from flotilla.raft import (
+    NO_LEADER,
+    Entry,
+    Message,
+    ProposalDropped,
+    RawNode,
+    ReadState,
+    Ready,
+    Snapshot,
+    SoftState,
+)
 
 from .storage import MemberStorage
 

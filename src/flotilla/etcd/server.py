@@ -79,7 +79,9 @@ class Member:
 
     @classmethod
     def from_json(cls, d: dict) -> Member:
-        return cls(d["id"], d["name"], tuple(d["peer_urls"]), tuple(d["client_urls"]), d.get("is_learner", False))
+        return cls(
+            d["id"], d["name"], tuple(d["peer_urls"]), tuple(d["client_urls"]), d.get("is_learner", False)
+        )
 
 
 @dataclass
@@ -101,7 +103,7 @@ class ServerSettings:
     max_txn_ops: int = 128
     backend_commit_interval_s: float = 0.1
     backend_batch_limit: int = 10_000
-    lease_checkpoint_interval_s: float = 5.0
+    lease_checkpoint_interval_s: float = 15.0  # bounds how much a leader change can extend a lease
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     seed: int | None = None
     extra: dict = field(default_factory=dict)

@@ -168,7 +168,9 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
                 await context.abort(error.code, error.message)
             except LeaseNotFoundError:
                 ttl = 0  # etcd answers a keep-alive for an unknown lease with TTL 0
-            yield rpc_pb2.LeaseKeepAliveResponse(header=server.header(server.store.revision), ID=request.ID, TTL=ttl)
+            yield rpc_pb2.LeaseKeepAliveResponse(
+                header=server.header(server.store.revision), ID=request.ID, TTL=ttl
+            )
 
     @_etcd_errors
     async def LeaseTimeToLive(self, request, context):
@@ -295,7 +297,9 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
                         break
                     digest.update(chunk)
                     sent += len(chunk)
-                    yield rpc_pb2.SnapshotResponse(header=header, remaining_bytes=size - sent + 32, blob=chunk)
+                    yield rpc_pb2.SnapshotResponse(
+                        header=header, remaining_bytes=size - sent + 32, blob=chunk
+                    )
             yield rpc_pb2.SnapshotResponse(header=header, remaining_bytes=0, blob=digest.digest())
 
     @_etcd_errors
@@ -320,4 +324,3 @@ def _backend_hash(backend) -> int:
 
 def version_info() -> dict:
     return {"etcdserver": SERVER_VERSION, "etcdcluster": CLUSTER_VERSION, "flotilla": __version__}
-

@@ -24,7 +24,10 @@ log = logging.getLogger("flotilla.etcd")
 INVALID_WATCH_ID = -1  # a progress response belongs to no watch (clientv3.InvalidWatchID)
 MAX_QUEUED_RESPONSES = 1024
 PROGRESS_NOTIFY_INTERVAL_S = 600.0  # etcd's default --experimental-watch-progress-notify-interval
-_FILTERS = {rpc_pb2.WatchCreateRequest.NOPUT: EventType.PUT, rpc_pb2.WatchCreateRequest.NODELETE: EventType.DELETE}
+_FILTERS = {
+    rpc_pb2.WatchCreateRequest.NOPUT: EventType.PUT,
+    rpc_pb2.WatchCreateRequest.NODELETE: EventType.DELETE,
+}
 _COMPACTED_REASON = "etcdserver: mvcc: required revision has been compacted"
 _DUPLICATE_ID_REASON = "mvcc: duplicate watch ID provided on the WatchStream"
 
@@ -48,9 +51,7 @@ class WatchStream:
         elif kind == "cancel_request":
             self._cancel(request.cancel_request.watch_id)
         elif kind == "progress_request":
-            self.queue.put_nowait(
-                rpc_pb2.WatchResponse(header=self._header(), watch_id=INVALID_WATCH_ID)
-            )
+            self.queue.put_nowait(rpc_pb2.WatchResponse(header=self._header(), watch_id=INVALID_WATCH_ID))
 
     def _header(self) -> rpc_pb2.ResponseHeader:
         return self.server.header(self.server.store.revision)
