@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from flotilla.backend.errors import BackendError
 from flotilla.etcd.api import rpc_pb2_grpc
 from flotilla.etcd.config import EtcdConfig
 from flotilla.etcd.http import make_http_app
@@ -29,6 +30,8 @@ from flotilla.etcd.metrics import Metrics
 from flotilla.etcd.server import EtcdServer, Member, ServerSettings
 from flotilla.etcd.services import ClusterService, KVService, LeaseService, MaintenanceService
 from flotilla.etcd.watch_service import WatchService
+from flotilla.snap import SnapError
+from flotilla.wal import WalError
 
 __all__ = ["MemberProcess", "run_member", "settings_from_config"]
 
@@ -185,7 +188,12 @@ def run_member(config: EtcdConfig) -> int:
     """Run a member until SIGTERM/SIGINT; the process exit code."""
     _setup_logging(getattr(config, "log_level", "info") or "info")
     settings = settings_from_config(config)
-    process = MemberProcess(settings, list(config.listen_client_urls))
+    try:
+        process = MemberProcess(settings, list(config.listen_client_urls))
+    except (WalError, SnapError, BackendError) as error:
+        # Damaged data: stop before serving anything, naming what is wrong and where.
+        log.critical("cannot open the data directory %s: %s", settings.data_dir, error)
+        return 1
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -194,10 +202,14 @@ def run_member(config: EtcdConfig) -> int:
             loop.add_signal_handler(sig, stop.set)
         await process.run(stop)
 
+    failures: list[BaseException] = []
     try:
         asyncio.run(main())
-    except OSError as error:
-        log.error("%s", error)
+    except* (WalError, SnapError, BackendError, OSError) as group:
+        failures.extend(group.exceptions)  # e.g. a port in use, a disk error while running
+    for error in failures:
+        log.critical("stopping: %s", error)
+    if failures:
         return 1
     with contextlib.suppress(Exception):
         logging.getLogger("flotilla").handlers[0].flush()
