@@ -3,6 +3,8 @@ snapshots released old WAL segments. Revisions, leases and compaction survive.""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 from processes import start_member
 
@@ -53,5 +55,28 @@ def test_restart_keeps_everything_after_clean_stop_and_kill(tmp_path):
             except grpc.RpcError as error:
                 assert error.code() == grpc.StatusCode.OUT_OF_RANGE
             channel.close()
+    finally:
+        member.stop()
+
+
+def test_lease_remaining_ttl_survives_restart(tmp_path):
+    """etcd resets a lease to its full TTL when leadership moves (#9395, #13294); a restarted single member
+    is the same event. Flotilla checkpoints remaining TTLs, so the lease keeps counting down."""
+    member = start_member("flotilla", tmp_path, "--experimental-lease-checkpoint-interval", "1s")
+    try:
+        channel, kv, lease = _stubs(member.address)
+        granted = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60), timeout=5)
+        kv.Put(rpc_pb2.PutRequest(key=b"session", value=b"x", lease=granted.ID), timeout=5)
+        time.sleep(4)  # a few checkpoints
+        before = lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=granted.ID), timeout=5).TTL
+        channel.close()
+        member.stop()
+        member.start()
+        channel, kv, lease = _stubs(member.address)
+        after = lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=granted.ID, keys=True), timeout=5)
+        channel.close()
+        assert after.keys == [b"session"]
+        assert after.grantedTTL == 60
+        assert after.TTL <= before + 1 < 60, f"TTL {before} before the restart, {after.TTL} after"
     finally:
         member.stop()

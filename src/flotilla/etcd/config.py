@@ -170,6 +170,7 @@ class EtcdConfig:
     experimental_backend_bbolt_freelist_type: str = "array"
     experimental_enable_lease_checkpoint: bool = False
     experimental_enable_lease_checkpoint_persist: bool = False
+    experimental_lease_checkpoint_interval_s: float = 15.0
     experimental_compaction_batch_limit: int = 1000
     experimental_peer_skip_client_san_verification: bool = False
     experimental_watch_progress_notify_interval_s: float = 600.0
@@ -590,6 +591,9 @@ _FLAGS: tuple[_Flag, ...] = (
     _b("experimental-enable-lease-checkpoint-persist", "experimental_enable_lease_checkpoint_persist",
        "false",
        "Persist lease checkpoints (requires --experimental-enable-lease-checkpoint).", _E),
+    _d("experimental-lease-checkpoint-interval", "experimental_lease_checkpoint_interval_s", "15s",
+       "How often the leader checkpoints remaining lease TTLs (etcd 3.5's flag; Flotilla always checkpoints, "
+       "so a leader change or restart extends a lease by at most this much).", _E),
     _u("experimental-compaction-batch-limit", "experimental_compaction_batch_limit", "1000",
        "The maximum revisions deleted in each compaction batch.", _E, signed=True),
     _b("experimental-peer-skip-client-san-verification", "experimental_peer_skip_client_san_verification",

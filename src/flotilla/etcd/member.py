@@ -99,6 +99,8 @@ def settings_from_config(config: EtcdConfig) -> ServerSettings:
         quota_backend_bytes=config.backend_quota_bytes or 2**62,
         max_request_bytes=config.max_request_bytes,
         max_txn_ops=config.max_txn_ops,
+        lease_checkpoint_interval_s=config.experimental_lease_checkpoint_interval_s,
+        watch_progress_notify_interval_s=config.experimental_watch_progress_notify_interval_s,
     )
 
 

@@ -104,6 +104,7 @@ class ServerSettings:
     backend_commit_interval_s: float = 0.1
     backend_batch_limit: int = 10_000
     lease_checkpoint_interval_s: float = 15.0  # bounds how much a leader change can extend a lease
+    watch_progress_notify_interval_s: float = 600.0
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     seed: int | None = None
     extra: dict = field(default_factory=dict)
