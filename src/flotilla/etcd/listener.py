@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 __all__ = ["ClientListener"]
@@ -106,7 +107,15 @@ class ClientListener:
         loop = asyncio.get_running_loop()
         client = client_side.transport
         try:
-            grpc_transport, grpc_side = await loop.create_unix_connection(_Relay, self.grpc_unix_path)
+            # Connect the socket ourselves: not every event loop accepts an abstract socket path.
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, self.grpc_unix_path)
+            except OSError:
+                sock.close()
+                raise
+            grpc_transport, grpc_side = await loop.create_unix_connection(_Relay, sock=sock)
         except OSError as error:
             log.warning("cannot reach the gRPC server: %s", error)
             client.close()

@@ -206,7 +206,7 @@ def run_member(config: EtcdConfig) -> int:
 
     failures: list[BaseException] = []
     try:
-        asyncio.run(main())
+        _run_loop(main())
     except* (WalError, SnapError, BackendError, OSError) as group:
         failures.extend(group.exceptions)  # e.g. a port in use, a disk error while running
     for error in failures:
@@ -216,3 +216,12 @@ def run_member(config: EtcdConfig) -> int:
     with contextlib.suppress(Exception):
         logging.getLogger("flotilla").handlers[0].flush()
     return 0
+
+
+def _run_loop(coroutine) -> None:
+    if os.environ.get("FLOTILLA_UVLOOP") == "1":
+        import uvloop
+
+        uvloop.run(coroutine)
+    else:
+        asyncio.run(coroutine)
