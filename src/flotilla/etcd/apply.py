@@ -110,7 +110,10 @@ class Applier:
         sorting = sort_order != rpc_pb2.RangeRequest.NONE and not (
             sort_order == rpc_pb2.RangeRequest.ASCEND and r.sort_target == rpc_pb2.RangeRequest.KEY
         )
-        fetch_limit = 0 if (sorting or filtering or limit <= 0) else limit + 1
+        # etcd 3.4 fetches everything only when the request itself names a sort order (or a filter): a
+        # non-key target with order NONE sorts just the first limit+1 keys, and clients see that.
+        fetch_all = r.sort_order != rpc_pb2.RangeRequest.NONE or filtering or limit <= 0
+        fetch_limit = 0 if fetch_all else limit + 1
         try:
             if reader is not None:
                 result = reader.range(r.key, r.range_end, limit=fetch_limit)

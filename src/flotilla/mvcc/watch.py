@@ -188,10 +188,12 @@ class WatchHub:
         revision = events[0].kv.mod_revision
         if revision > self.notified_revision:
             self.notified_revision = revision
+        by_key, ranges = self._by_key, self._ranges
+        if not by_key and not ranges:
+            return []  # the common case on a busy member: nobody watches
         # Each event with its prev_kv stripped, made once however many watchers get it.
         bare = [e._replace(prev_kv=None) if e.prev_kv is not None else e for e in events]
         matched: dict[Watcher, list[int]] = {}
-        by_key, ranges = self._by_key, self._ranges
         for index, event in enumerate(events):
             key = event.kv.key
             for watcher in by_key.get(key, ()):
