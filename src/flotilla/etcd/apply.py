@@ -99,9 +99,10 @@ class Applier:
         self._on_events = on_events
 
     # --- reads (no raft) --------------------------------------------------------------------------
-    def range(self, r: rpc_pb2.RangeRequest, reader=None) -> rpc_pb2.RangeResponse:
+    def range(self, r: rpc_pb2.RangeRequest, reader=None, changed: bool = False) -> rpc_pb2.RangeResponse:
         """etcd's Range: limit, sort, revision filters, keys_only, count_only. ``reader`` is a write
-        txn when the range runs inside a Txn (it sees the txn's own writes)."""
+        txn when the range runs inside a Txn (it sees the txn's own writes; ``changed`` says whether
+        it wrote anything yet)."""
         limit = r.limit
         sort_order = r.sort_order
         if r.sort_target != rpc_pb2.RangeRequest.KEY and sort_order == rpc_pb2.RangeRequest.NONE:
@@ -115,8 +116,11 @@ class Applier:
         fetch_all = r.sort_order != rpc_pb2.RangeRequest.NONE or filtering or limit <= 0
         fetch_limit = 0 if fetch_all else limit + 1
         try:
-            if reader is not None:
+            if reader is not None and (r.revision <= 0 or r.revision == _txn_read_revision(reader, changed)):
                 result = reader.range(r.key, r.range_end, limit=fetch_limit)
+            elif reader is not None:
+                # an older revision, checked before the txn began (_check_ops): history without its writes
+                result = self.store.range(r.key, r.range_end, revision=r.revision, limit=fetch_limit)
             elif r.count_only and not filtering:
                 count = self.store.count(r.key, r.range_end, revision=r.revision)
                 return rpc_pb2.RangeResponse(header=self._header(self.store.revision), count=count)
@@ -270,61 +274,105 @@ class Applier:
                 return False
         return True
 
-    def _check_branch(self, ops, txn) -> None:
-        """Fail before writing anything when a put in the chosen branches would fail (etcd checks
-        leases and ignore_value/ignore_lease targets first, so a txn never applies half-way)."""
-        for op in ops:
-            kind = op.WhichOneof("request")
-            if kind == "request_put":
+    def _txn_path(self, r: rpc_pb2.TxnRequest, reader) -> list[bool]:
+        """The outcome of every compare on the way the txn will take, in pre-order (etcd's
+        compareToPath). All of them are evaluated before anything is written: a nested txn's compares
+        do not see the writes of the branch around it."""
+        path = []
+
+        def walk(t: rpc_pb2.TxnRequest) -> None:
+            succeeded = self._compares_hold(t, reader)
+            path.append(succeeded)
+            for op in t.success if succeeded else t.failure:
+                if op.WhichOneof("request") == "request_txn":
+                    walk(op.request_txn)
+
+        walk(r)
+        return path
+
+    def _chosen_ops(self, r: rpc_pb2.TxnRequest, path) -> list[rpc_pb2.RequestOp]:
+        """The ops the path selects, nested txns flattened, in execution order."""
+        chosen = []
+        for op in r.success if next(path) else r.failure:
+            if op.WhichOneof("request") == "request_txn":
+                chosen.extend(self._chosen_ops(op.request_txn, path))
+            else:
+                chosen.append(op)
+        return chosen
+
+    def _check_ops(self, r: rpc_pb2.TxnRequest, path: list[bool], writes: bool, reader) -> None:
+        """Fail before writing anything, as etcd's checkRequests: first every put (its
+        ignore_value/ignore_lease target must exist, then its lease), then every range revision, all
+        against the state before the txn. So a txn never applies half-way."""
+        ops = self._chosen_ops(r, iter(path))
+        if writes:
+            for op in ops:
+                if op.WhichOneof("request") != "request_put":
+                    continue
                 put = op.request_put
+                if (put.ignore_value or put.ignore_lease) and not self._read(reader, put.key).kvs:
+                    raise errors.key_not_found()
                 if put.lease != NO_LEASE and self.lessor.lookup(put.lease) is None:
                     raise errors.lease_not_found()
-                if (put.ignore_value or put.ignore_lease) and not txn.range(put.key).kvs:
-                    raise errors.key_not_found()
-            elif kind == "request_txn":
-                nested = op.request_txn
-                self._check_branch(
-                    nested.success if self._compares_hold(nested, txn) else nested.failure, txn
-                )
-
-    def _txn(self, r: rpc_pb2.TxnRequest, txn, changed: list[bool] | None = None) -> rpc_pb2.TxnResponse:
-        """Run the branch the compares choose. Responses inside a txn carry a header with only the
-        revision they saw, as etcd's do: the txn's write revision once it has changed something."""
-        if changed is None:
-            changed = [False]
-        succeeded = self._compares_hold(r, txn)
-        ops = r.success if succeeded else r.failure
-        if txn is not None:
-            self._check_branch(ops, txn)
-        resp = rpc_pb2.TxnResponse(succeeded=succeeded)
-        responses = resp.responses
+        current, first = self.store.revision, self.store.compact_revision
         for op in ops:
-            kind = op.WhichOneof("request")
-            if kind == "request_range":
-                inner = self.range(op.request_range, txn)
-                responses.add(response_range=inner)
-            elif kind == "request_put":
-                inner = self._put(txn, op.request_put)
-                changed[0] = True
-                responses.add(response_put=inner)
-            elif kind == "request_delete_range":
-                inner = self._delete_range(txn, op.request_delete_range)
-                changed[0] = changed[0] or inner.deleted > 0
-                responses.add(response_delete_range=inner)
-            elif kind == "request_txn":
-                inner = self._txn(op.request_txn, txn, changed)
-                responses.add(response_txn=inner)
-            else:
-                continue
-            header = getattr(responses[-1], responses[-1].WhichOneof("response")).header
-            header.Clear()
-            if txn is None:
-                header.revision = self.store.revision
-            else:
-                header.revision = txn.revision if changed[0] else txn.revision - 1
+            if op.WhichOneof("request") == "request_range" and op.request_range.revision:
+                if op.request_range.revision > current:
+                    raise errors.future_revision()
+                if op.request_range.revision < first:
+                    raise errors.compacted()
+
+    def _read(self, reader, key: bytes, range_end: bytes = b""):
+        return (reader or self.store).range(key, range_end)
+
+    def _txn(self, r: rpc_pb2.TxnRequest, txn) -> rpc_pb2.TxnResponse:
+        """Choose the way with every compare first, check it, then run it."""
+        path = self._txn_path(r, txn)
+        self._check_ops(r, path, txn is not None, txn)
+        resp = self._run_txn(r, txn, iter(path), [False])
         if txn is None:
             resp.header.CopyFrom(self._header(self.store.revision))
         return resp
+
+    def _run_txn(self, r: rpc_pb2.TxnRequest, txn, path, changed: list[bool]) -> rpc_pb2.TxnResponse:
+        """Run the branch ``path`` chose. Responses inside a txn carry a header with only the revision
+        they saw, as etcd's do: the txn's write revision once it has changed something; a nested txn's
+        response has an empty header."""
+        succeeded = next(path)
+        resp = rpc_pb2.TxnResponse(succeeded=succeeded)
+        responses = resp.responses
+        for op in r.success if succeeded else r.failure:
+            kind = op.WhichOneof("request")
+            if kind == "request_range":
+                inner = responses.add().response_range
+                inner.CopyFrom(self.range(op.request_range, txn, changed[0]))
+            elif kind == "request_put":
+                inner = responses.add().response_put
+                inner.CopyFrom(self._put(txn, op.request_put))
+                changed[0] = True
+            elif kind == "request_delete_range":
+                inner = responses.add().response_delete_range
+                inner.CopyFrom(self._delete_range(txn, op.request_delete_range))
+                changed[0] = changed[0] or inner.deleted > 0
+            elif kind == "request_txn":
+                inner = responses.add().response_txn
+                inner.CopyFrom(self._run_txn(op.request_txn, txn, path, changed))
+                inner.header.Clear()
+                inner.header.SetInParent()
+                continue
+            else:
+                continue
+            inner.header.Clear()
+            if txn is None:
+                inner.header.revision = self.store.revision
+            else:
+                inner.header.revision = txn.revision if changed[0] else txn.revision - 1
+        return resp
+
+
+def _txn_read_revision(txn, changed: bool) -> int:
+    """The revision a write txn's reads see: its own once it has written, else the store's."""
+    return txn.revision if changed else txn.revision - 1
 
 
 def _filter_revisions(r: rpc_pb2.RangeRequest, kvs: list[KeyValue]) -> list[KeyValue]:
