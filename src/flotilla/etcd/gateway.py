@@ -24,10 +24,12 @@ client response, and grpc-gateway's websocket upgrade of streams.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from typing import Any, NoReturn
 import grpc
 from aiohttp import web
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from flotilla.etcd.api import rpc_pb2
@@ -71,6 +74,11 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 # requests are at most 1.5 MiB, and grpc-go refuses messages over 2 MiB + slack by default.
 MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 DISCONNECT_POLL_S = 0.5
+# What grpc-go in etcd accepts: --max-request-bytes (1.5 MiB by default) plus 512 KiB of gRPC overhead.
+# Bigger messages are ResourceExhausted there, before etcd sees them; the gateway says the same.
+DEFAULT_MAX_MESSAGE_BYTES = 1_572_864 + 512 * 1024
+# A unary body is read whole (base64 makes values 4/3 bigger); past this, it is refused unread.
+_MAX_BODY_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -223,19 +231,40 @@ class GatewayContext:
         await self._writer(message)
 
 
-def add_gateway_routes(app: web.Application, servicers: dict[str, object]) -> None:
+def add_gateway_routes(
+    app: web.Application, servicers: dict[str, object], *, max_message_bytes: int | None = None
+) -> None:
     """Route every etcd 3.4 gateway path, under /v3 and /v3beta, to ``servicers[service].Method``.
 
     Keys of ``servicers``: "KV", "Watch", "Lease", "Cluster", "Maintenance", "Auth". A missing service
-    answers Unimplemented (501) like a gRPC server without it. Other methods than POST answer 405.
+    answers Unimplemented (501) like a gRPC server without it. Other methods than POST answer 405; other
+    paths under /v3 and /v3beta 404, as grpc-gateway. ``max_message_bytes`` is the gRPC server's receive
+    limit (a bigger request is ResourceExhausted); by default the member's ``--max-request-bytes`` + 512
+    KiB, read from a servicer's ``server.settings`` when there is one.
     """
+    limit = max_message_bytes or _message_limit_of(servicers)
     for route in ROUTES:
-        handler = _make_handler(route, servicers.get(route.service))
+        handler = _make_handler(route, servicers.get(route.service), limit)
         for prefix in ("/v3", "/v3beta"):
             app.router.add_route("*", prefix + route.path, handler)
+    for prefix in ("/v3", "/v3beta"):
+        app.router.add_route("*", prefix + "/{tail:.*}", _not_found)
 
 
-def _make_handler(route: Route, servicer: object | None):
+def _message_limit_of(servicers: dict[str, object]) -> int:
+    for servicer in servicers.values():
+        settings = getattr(getattr(servicer, "server", None), "settings", None)
+        max_request_bytes = getattr(settings, "max_request_bytes", None)
+        if isinstance(max_request_bytes, int):
+            return max_request_bytes + 512 * 1024
+    return DEFAULT_MAX_MESSAGE_BYTES
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    return _plain_error(404, "Not Found")  # grpc-gateway's mux for a path no route takes
+
+
+def _make_handler(route: Route, servicer: object | None, max_message_bytes: int):
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
             # Go's http.Error, as grpc-gateway answers a path it knows with another method.
@@ -245,9 +274,10 @@ def _make_handler(route: Route, servicer: object | None):
             return _error_response(grpc.StatusCode.UNIMPLEMENTED, unknown)
         method = getattr(servicer, route.method, None)
         if method is None:
-            return _error_response(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+            unknown = f"unknown method {route.method} for service etcdserverpb.{route.service}"
+            return _error_response(grpc.StatusCode.UNIMPLEMENTED, unknown)
         if route.kind == "unary":
-            return await _unary(request, route, method)
+            return await _unary(request, route, method, max_message_bytes)
         return await _stream(request, route, method)
 
     return handle
@@ -256,11 +286,20 @@ def _make_handler(route: Route, servicer: object | None):
 # --- unary ---
 
 
-async def _unary(request: web.Request, route: Route, method) -> web.StreamResponse:
+async def _unary(request: web.Request, route: Route, method, max_message_bytes: int) -> web.StreamResponse:
+    len_limit = _MAX_BODY_FACTOR * max_message_bytes
+    body = await _read_body(request, len_limit)
+    if body is None:
+        too_large = f"grpc: received message larger than max (over {len_limit} vs. {max_message_bytes})"
+        return _error_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
     try:
-        message = _first_message(await request.read(), route.request_type)
+        message = _first_message(body, route.request_type)
     except _DecodeError as error:
         return _error_response(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+    size = message.ByteSize()
+    if size > max_message_bytes:
+        too_large = f"grpc: received message larger than max ({size} vs. {max_message_bytes})"
+        return _error_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
     context = GatewayContext(request)
     try:
         response = await method(message, context)
@@ -271,6 +310,19 @@ async def _unary(request: web.Request, route: Route, method) -> web.StreamRespon
     if context.code() not in (None, grpc.StatusCode.OK):
         return _error_response(context.code(), context.details())
     return web.Response(body=_dumps(_to_dict(response)).encode(), headers=_OK_HEADERS)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None past ``limit`` bytes. Read from the stream: aiohttp's client_max_size would
+    answer 413 where etcd answers gRPC's ResourceExhausted."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 _OK_HEADERS = {"Content-Type": "application/json", "Grpc-Metadata-Content-Type": "application/grpc"}
@@ -410,97 +462,422 @@ class _StreamSender:
 
 
 # --- JSON in ---
+# grpc-gateway 1.x reads a body with Go's encoding/json Decoder and fills the message with golang/protobuf's
+# jsonpb; clients see their error texts. The scanner and the field conversion below give the same answers.
 
 
 class _DecodeError(Exception):
     """A request body that is not a valid message; the text is what the client sees."""
 
 
+class _Incomplete(Exception):
+    """The bytes end inside a JSON value."""
+
+
 _EOF = object()
+_WS = re.compile(rb"[ \t\r\n]*")
+_STRING_STOP = re.compile(rb'[\x00-\x1f"\\]')
+_DIGITS = re.compile(rb"[0-9]*")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
+_MAX_DEPTH = 10_000  # Go's maxNestingDepth
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
-def _go_json_error(text: str, error: json.JSONDecodeError) -> str:
-    # Go's encoding/json wording for the common cases: a truncated value, a bad character.
-    if error.pos >= len(text.rstrip()):
-        return "unexpected EOF"
-    if error.msg == "Expecting value":
-        return f"invalid character {text[error.pos]!r} looking for beginning of value"
-    return f"invalid character {text[error.pos]!r}: {error.msg.lower()}"
+def _go_quote(text: str) -> str:
+    """Go's strconv.Quote."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif ord(char) < 0x20 or char == "\x7f":
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _syntax_error(byte: int, where: str) -> _DecodeError:
+    # encoding/json's quoteChar: the byte as a rune, quoted.
+    quoted = "'\\''" if byte == 0x27 else "'\"'" if byte == 0x22 else "'" + _go_quote(chr(byte))[1:-1] + "'"
+    return _DecodeError(f"invalid character {quoted} {where}")
+
+
+def _scan_value(data: bytes, pos: int, eof: bool) -> int:
+    """The end of the JSON value at ``data[pos:]`` as Go's scanner finds it. Raises ``_DecodeError`` with
+    Go's text for bad syntax, ``_Incomplete`` when the value goes on past the bytes (a number at the end of
+    ``data`` is complete only at ``eof``)."""
+    stack: list[int] = []  # "{" or "[" of each open container
+    while True:
+        pos, opened = _scan_one(data, pos, eof, stack)
+        if opened:
+            continue
+        while True:  # after a value: close containers or move to the next element
+            if not stack:
+                return pos
+            pos = _WS.match(data, pos).end()
+            if pos >= len(data):
+                raise _Incomplete
+            byte = data[pos]
+            if stack[-1] == 0x7B:
+                if byte == 0x2C:
+                    pos = _scan_key(data, pos + 1)
+                    break
+                if byte != 0x7D:
+                    raise _syntax_error(byte, "after object key:value pair")
+            else:
+                if byte == 0x2C:
+                    pos += 1
+                    break
+                if byte != 0x5D:
+                    raise _syntax_error(byte, "after array element")
+            stack.pop()
+            pos += 1
+
+
+def _scan_one(data: bytes, pos: int, eof: bool, stack: list[int]) -> tuple[int, bool]:
+    """Scan a scalar or an empty container (False), or open a container to fill (True)."""
+    pos = _WS.match(data, pos).end()
+    if pos >= len(data):
+        raise _Incomplete
+    byte = data[pos]
+    if byte in (0x7B, 0x5B):
+        if len(stack) >= _MAX_DEPTH:
+            raise _syntax_error(byte, "exceeded max depth")
+        after = _WS.match(data, pos + 1).end()
+        if after >= len(data):
+            raise _Incomplete
+        if data[after] == byte + 2:  # "{}" or "[]"
+            return after + 1, False
+        stack.append(byte)
+        return (_scan_key(data, after) if byte == 0x7B else after), True
+    if byte == 0x22:
+        return _scan_string(data, pos + 1), False
+    if byte == 0x2D or 0x30 <= byte <= 0x39:
+        return _scan_number(data, pos, eof), False
+    word = _LITERALS.get(byte)
+    if word is None:
+        raise _syntax_error(byte, "looking for beginning of value")
+    for i, expected in enumerate(word[1:], pos + 1):
+        if i >= len(data):
+            raise _Incomplete
+        if data[i] != expected:
+            raise _syntax_error(data[i], f"in literal {word.decode()} (expecting {chr(expected)!r})")
+    return pos + len(word), False
+
+
+def _scan_key(data: bytes, pos: int) -> int:
+    """An object key and its colon; the position after the colon."""
+    pos = _WS.match(data, pos).end()
+    if pos >= len(data):
+        raise _Incomplete
+    if data[pos] != 0x22:
+        raise _syntax_error(data[pos], "looking for beginning of object key string")
+    pos = _WS.match(data, _scan_string(data, pos + 1)).end()
+    if pos >= len(data):
+        raise _Incomplete
+    if data[pos] != 0x3A:
+        raise _syntax_error(data[pos], "after object key")
+    return pos + 1
+
+
+def _scan_string(data: bytes, pos: int) -> int:
+    while True:
+        stop = _STRING_STOP.search(data, pos)
+        if stop is None:
+            raise _Incomplete
+        i = stop.start()
+        byte = data[i]
+        if byte == 0x22:
+            return i + 1
+        if byte < 0x20:
+            raise _syntax_error(byte, "in string literal")
+        if i + 1 >= len(data):
+            raise _Incomplete
+        escape = data[i + 1]
+        if escape == 0x75:  # \uXXXX
+            for j in range(i + 2, i + 6):
+                if j >= len(data):
+                    raise _Incomplete
+                if data[j] not in _HEX:
+                    raise _syntax_error(data[j], "in \\u hexadecimal character escape")
+            pos = i + 6
+        elif escape in b'"\\/bfnrt':
+            pos = i + 2
+        else:
+            raise _syntax_error(escape, "in string escape code")
+
+
+_NUMBER_PARTS = ((b".", "after decimal point in numeric literal"), (b"eE", "in exponent of numeric literal"))
+
+
+def _scan_number(data: bytes, pos: int, eof: bool) -> int:
+    n = len(data)
+    if data[pos] == 0x2D:
+        pos += 1
+        if pos >= n:
+            raise _Incomplete
+        if not 0x30 <= data[pos] <= 0x39:
+            raise _syntax_error(data[pos], "in numeric literal")
+    pos = pos + 1 if data[pos] == 0x30 else _DIGITS.match(data, pos).end()
+    for marks, where in _NUMBER_PARTS:
+        if pos < n and data[pos] in marks:
+            pos += 1
+            if marks == b"eE" and pos < n and data[pos] in b"+-":
+                pos += 1
+            if pos >= n:
+                raise _Incomplete
+            if not 0x30 <= data[pos] <= 0x39:
+                raise _syntax_error(data[pos], where)
+            pos = _DIGITS.match(data, pos).end()
+    if pos >= n and not eof:
+        raise _Incomplete  # more digits may follow
+    return pos
+
+
+class _Number(str):
+    """A JSON number, kept as its text (Go's errors quote it)."""
+
+
+_DECODER = json.JSONDecoder(parse_int=_Number, parse_float=_Number)
+
+
+def _loads(raw: bytes) -> Any:
+    """A value ``_scan_value`` accepted. Go reads bad UTF-8 in strings as U+FFFD."""
+    try:
+        return _DECODER.decode(raw.decode("utf-8", "replace"))
+    except RecursionError:
+        raise _DecodeError("exceeded max depth") from None
 
 
 def _first_message(body: bytes, request_type: type[Message]) -> Message:
-    """The first JSON value of a unary body as a message; an empty body is the empty message."""
-    text = _decode_utf8(body)
-    start = _skip_space(text, 0)
-    if start == len(text):
+    """The first JSON value of a unary body as a message (Go's Decoder: the rest is not read); an empty
+    body is the empty message."""
+    start = _WS.match(body).end()
+    if start == len(body):
         return request_type()
     try:
-        value, _ = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError as error:
-        raise _DecodeError(_go_json_error(text, error)) from None
-    return _parse(value, request_type)
+        end = _scan_value(body, start, eof=True)
+    except _Incomplete:
+        raise _DecodeError("unexpected EOF") from None
+    return _parse(_loads(body[start:end]), request_type)
 
 
-def _decode_utf8(body: bytes) -> str:
+def _unmarshal_text(text: str) -> Any:
+    """Go's json.Unmarshal of ``text``: exactly one value."""
+    data = text.encode("utf-8", "surrogatepass")
+    start = _WS.match(data).end()
     try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise _DecodeError(f"invalid UTF-8 at byte {error.start}") from None
-
-
-def _skip_space(text: str, index: int) -> int:
-    while index < len(text) and text[index] in " \t\r\n":
-        index += 1
-    return index
-
-
-_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "bool"}
+        end = _scan_value(data, start, eof=True)
+    except _Incomplete:
+        raise _DecodeError("unexpected end of JSON input") from None
+    rest = _WS.match(data, end).end()
+    if rest < len(data):
+        raise _syntax_error(data[rest], "after top-level value")
+    return _loads(data[start:end])
 
 
 def _parse(value: Any, request_type: type[Message]) -> Message:
+    message = request_type()
+    _fill(message, value)
+    return message
+
+
+def _fill(message: Message, value: Any) -> None:
+    """jsonpb's unmarshal of an object into ``message``: fields in declaration order (oneof members last),
+    each by its JSON (camelCase) name or else its proto name; unknown names ignored; the first error wins."""
     if value is None:
-        return request_type()
+        return
     if not isinstance(value, dict):
-        kind = _JSON_KINDS.get(type(value), "value")
-        raise _DecodeError(f"json: cannot unmarshal {kind} into Go value of type map[string]json.RawMessage")
-    # Unknown fields are dropped by hand: json_format's ignore_unknown_fields would also accept unknown
-    # enum names, which etcd refuses.
-    _check_known(value, request_type.DESCRIPTOR)
-    try:
-        return json_format.ParseDict(value, request_type())
-    except json_format.ParseError as error:
-        raise _DecodeError(str(error)) from None
-
-
-_BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
-
-
-def _check_known(value: dict, descriptor) -> None:
-    """Drop (in place) the keys naming no field, and refuse bytes that are not standard base64, as Go."""
-    for key in list(value):
-        field = descriptor.fields_by_name.get(key) or _by_json_name(descriptor).get(key)
-        if field is None:
-            del value[key]
+        raise _type_error(value, "map[string]json.RawMessage")
+    for field in _fields_in_order(message.DESCRIPTOR):
+        if field.json_name in value:  # jsonpb favours the camelCase name when both are given
+            raw = value[field.json_name]
+        elif field.name in value:
+            raw = value[field.name]
+        else:
             continue
-        items = value[key] if isinstance(value[key], list) else [value[key]]
-        for item in items:
-            if field.message_type is not None and isinstance(item, dict):
-                _check_known(item, field.message_type)
-            elif field.type == field.TYPE_BYTES and isinstance(item, str):
-                _check_base64(item)
+        _set_field(message, field, raw)
 
 
 @functools.cache
-def _by_json_name(descriptor) -> dict:
-    return {field.json_name: field for field in descriptor.fields}
+def _fields_in_order(descriptor) -> tuple:
+    fields = descriptor.fields
+    return tuple(f for f in fields if f.containing_oneof is None) + tuple(
+        f for f in fields if f.containing_oneof is not None
+    )
 
 
-def _check_base64(text: str) -> None:
-    bad = next((i for i, char in enumerate(text) if char not in _BASE64_ALPHABET), None)
-    if bad is None and len(text) % 4:
-        bad = len(text) - len(text) % 4
-    if bad is not None:
-        raise _DecodeError(f"illegal base64 data at input byte {bad}")
+def _set_field(message: Message, field, raw: Any) -> None:
+    if field.is_repeated:
+        if raw is None:
+            return
+        if not isinstance(raw, list):
+            raise _type_error(raw, "[]json.RawMessage")
+        target = getattr(message, field.name)
+        for item in raw:
+            if field.message_type is not None:
+                _fill(target.add(), item)
+            else:
+                target.append(_scalar(field, item))
+        return
+    if field.message_type is not None:
+        if raw is None and field.containing_oneof is None:
+            return
+        child = getattr(message, field.name)
+        child.SetInParent()  # {} selects a oneof member and marks presence, as in Go
+        _fill(child, raw)
+        return
+    if raw is not None:
+        setattr(message, field.name, _scalar(field, raw))
+
+
+_FD = FieldDescriptor
+_INTEGERS = {
+    _FD.TYPE_INT64: ("int64", True, 64), _FD.TYPE_SINT64: ("int64", True, 64),
+    _FD.TYPE_SFIXED64: ("int64", True, 64), _FD.TYPE_UINT64: ("uint64", False, 64),
+    _FD.TYPE_FIXED64: ("uint64", False, 64), _FD.TYPE_INT32: ("int32", True, 32),
+    _FD.TYPE_SINT32: ("int32", True, 32), _FD.TYPE_SFIXED32: ("int32", True, 32),
+    _FD.TYPE_UINT32: ("uint32", False, 32), _FD.TYPE_FIXED32: ("uint32", False, 32),
+}  # fmt: skip
+_SIGNED_INT = re.compile(r"-?[0-9]+")
+_UNSIGNED_INT = re.compile(r"[0-9]+")
+
+
+def _scalar(field, raw: Any) -> Any:
+    kind = field.type
+    if kind == _FD.TYPE_ENUM:
+        return _enum_value(field.enum_type, raw)
+    if kind in _INTEGERS:
+        return _integer(_unquoted(raw), *_INTEGERS[kind])
+    if kind in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT):
+        return _float(_unquoted(raw), "float64" if kind == _FD.TYPE_DOUBLE else "float32")
+    if kind == _FD.TYPE_BOOL:
+        if isinstance(raw, bool):
+            return raw
+        raise _type_error(raw, "bool")
+    if kind == _FD.TYPE_STRING:
+        if _kind(raw) == "string":
+            return raw.encode("utf-8", "replace").decode("utf-8")  # lone surrogates, as Go: U+FFFD
+        raise _type_error(raw, "string")
+    # bytes: standard base64, or (Go's []byte from a JSON array) a list of numbers
+    if _kind(raw) == "string":
+        return _go_base64(raw)
+    if isinstance(raw, list):
+        return bytes(0 if item is None else _integer(item, "uint8", False, 8) for item in raw)
+    raise _type_error(raw, "[]uint8")
+
+
+def _kind(raw: Any) -> str:
+    if isinstance(raw, _Number):
+        return "number"
+    if isinstance(raw, bool):
+        return "bool"
+    return {str: "string", list: "array", dict: "object"}.get(type(raw), "value")
+
+
+def _type_error(raw: Any, go_type: str, *, with_value: bool = False) -> _DecodeError:
+    kind = _kind(raw)
+    if with_value and kind == "number":
+        kind = f"number {raw}"
+    return _DecodeError(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
+
+
+def _unquoted(raw: Any) -> Any:
+    # jsonpb strips the quotes of a string given for a number and parses what was inside as JSON.
+    return _unmarshal_text(raw) if _kind(raw) == "string" else raw
+
+
+def _integer(raw: Any, go_type: str, signed: bool, bits: int) -> int:
+    if raw is None:
+        return 0
+    if not isinstance(raw, _Number):
+        raise _type_error(raw, go_type)
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if (_SIGNED_INT if signed else _UNSIGNED_INT).fullmatch(raw) and low <= int(raw) <= high:
+        return int(raw)
+    raise _type_error(raw, go_type, with_value=True)
+
+
+def _float(raw: Any, go_type: str) -> float:
+    if raw is None:
+        return 0.0
+    if not isinstance(raw, _Number):
+        raise _type_error(raw, go_type)
+    value = float(raw)
+    if value in (float("inf"), float("-inf")):
+        raise _type_error(raw, go_type, with_value=True)
+    return value
+
+
+def _enum_value(enum, raw: Any) -> int:
+    go_type = _go_enum_name(enum)
+    if _kind(raw) == "string":
+        value = enum.values_by_name.get(raw)
+        if value is None:
+            raise _DecodeError(f"unknown value {_go_quote(raw)} for enum {go_type}")
+        return value.number
+    return _integer(raw, go_type, True, 32)
+
+
+def _go_enum_name(enum) -> str:
+    """golang/protobuf's name of an enum type: the package, then the nesting joined by underscores."""
+    package = enum.file.package
+    return f"{package}.{enum.full_name[len(package) + 1:].replace('.', '_')}"
+
+
+_BASE64_VALUES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _go_base64(text: str) -> bytes:
+    """Go's base64.StdEncoding.DecodeString: padding required, CR and LF skipped anywhere; an error names
+    the offset Go names."""
+    src = text.encode("utf-8", "surrogatepass")
+    i, n = 0, len(src)
+    while i < n:
+        j = 0
+        while j < 4:
+            if i == n:
+                if j == 0:
+                    break
+                raise _base64_error(i - j)
+            byte = src[i]
+            i += 1
+            if byte in _BASE64_VALUES:
+                j += 1
+            elif byte in (0x0A, 0x0D):
+                continue
+            elif byte != 0x3D or j < 2:
+                raise _base64_error(i - 1)
+            else:
+                i = _base64_padding(src, i, j)
+                if i < n:
+                    raise _base64_error(i)
+                break
+    return base64.b64decode(src.replace(b"\n", b"").replace(b"\r", b""))
+
+
+def _base64_padding(src: bytes, i: int, j: int) -> int:
+    """After the first "=" of a quantum with ``j`` symbols: the position after its padding and newlines."""
+    if j == 2:  # "==" expected
+        while i < len(src) and src[i] in (0x0A, 0x0D):
+            i += 1
+        if i == len(src):
+            raise _base64_error(len(src))
+        if src[i] != 0x3D:
+            raise _base64_error(i - 1)
+        i += 1
+    while i < len(src) and src[i] in (0x0A, 0x0D):
+        i += 1
+    return i
+
+
+def _base64_error(offset: int) -> _DecodeError:
+    return _DecodeError(f"illegal base64 data at input byte {offset}")
 
 
 class _JsonStreamReader:
@@ -508,25 +885,25 @@ class _JsonStreamReader:
 
     def __init__(self, request: web.Request) -> None:
         self._content = request.content
-        self._text = ""
+        self._data = b""
         self._eof = False
-        self._decoder = json.JSONDecoder()
 
     async def next_value(self) -> Any:
         """The next JSON value, or ``_EOF`` once the body ends; ``_DecodeError`` for a bad one."""
         while True:
-            start = _skip_space(self._text, 0)
-            if start < len(self._text):
+            start = _WS.match(self._data).end()
+            if start < len(self._data):
                 try:
-                    value, end = self._decoder.raw_decode(self._text, start)
-                except json.JSONDecodeError as error:
-                    if self._eof or len(self._text) > MAX_BUFFERED_BYTES:
-                        raise _DecodeError(_go_json_error(self._text, error)) from None
+                    end = _scan_value(self._data, start, self._eof)
+                except _Incomplete:
+                    if self._eof:
+                        raise _DecodeError("unexpected EOF") from None
+                    if len(self._data) > MAX_BUFFERED_BYTES:
+                        raise _DecodeError(f"a request of more than {MAX_BUFFERED_BYTES} bytes") from None
                 else:
-                    # A number at the end of the buffer may still be growing; objects cannot be.
-                    if end < len(self._text) or self._eof or not isinstance(value, int | float):
-                        self._text = self._text[end:]
-                        return value
+                    value = _loads(self._data[start:end])
+                    self._data = self._data[end:]
+                    return value
             elif self._eof:
                 return _EOF
             await self._read_more()
@@ -536,7 +913,7 @@ class _JsonStreamReader:
         if not chunk:
             self._eof = True
             return
-        self._text += _decode_utf8(chunk)
+        self._data += chunk
 
 
 # --- JSON out ---
