@@ -29,12 +29,16 @@ def pair(tmp_path_factory):
         members.stop()
 
 
-@pytest.fixture
-def d(pair):
+def _differ(pair):
     differ = pair.current()
     before = differ.cases
     yield differ
     CASES["count"] += differ.cases - before
+
+
+@pytest.fixture
+def d(pair):
+    yield from _differ(pair)
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -419,3 +423,247 @@ def test_lease_negative_id(d):
         d.call("lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=-3))
     finally:
         d.diverged = True  # whatever happened, the next test gets fresh members
+
+
+def test_txn_ranges_at_revisions(d):
+    p = b"tv/"
+    first = int(d.put(p + b"a", b"1").response["header"]["revision"])
+    d.put(p + b"a", b"2")
+    now = d.revision()
+    for rev in (first - 1, first, now, now + 1, 0):
+        d.txn(rpc_pb2.TxnRequest(success=[op_range(p + b"a", revision=rev)]), expect_ok=None)
+        ops = [op_put(p + b"b", b"%d" % rev), op_range(p, prefix_end(p), revision=rev),
+               op_range(p + b"a", revision=rev, count_only=True)]  # fmt: skip
+        d.txn(rpc_pb2.TxnRequest(success=ops), expect_ok=None)
+    d.txn(rpc_pb2.TxnRequest(success=[op_put(p + b"c", lease=4242), op_range(p + b"a", revision=now + 5)]),
+          expect_ok=False)  # fmt: skip
+    ops = [op_range(p + b"a", revision=now + 5), op_put(p + b"c", ignore_lease=True)]
+    d.txn(rpc_pb2.TxnRequest(success=ops), expect_ok=False)
+    d.range(p, prefix_end(p))
+
+
+# --- Watch ------------------------------------------------------------------------------------------
+
+
+def test_watch_key_and_prefix(d):
+    p = b"wk/"
+    with d.watch() as w:
+        w.create(p + b"a")
+        w.expect(1, what="created")
+        w.create(p, prefix_end(p), prev_kv=True)
+        w.expect(1, what="created (prefix)")
+        d.put(p + b"a", b"1")
+        w.expect(2, what="put a")
+        d.put(p + b"b", b"1")
+        w.expect(1, what="put b")
+        d.put(p + b"a", b"2")
+        w.expect(2, what="put a again")
+        d.delete(p + b"a")
+        w.expect(2, what="delete a")
+        d.put(b"wk0", b"outside")
+        d.delete(p, prefix_end(p))
+        w.expect(1, what="delete prefix")
+
+
+def test_watch_filters_and_txn_events(d):
+    p = b"wf/"
+    with d.watch() as w:
+        w.create(p, prefix_end(p), filters=[rpc_pb2.WatchCreateRequest.NOPUT])
+        w.create(p, prefix_end(p), filters=[rpc_pb2.WatchCreateRequest.NODELETE], prev_kv=True)
+        both = [rpc_pb2.WatchCreateRequest.NOPUT, rpc_pb2.WatchCreateRequest.NODELETE]
+        w.create(p, prefix_end(p), filters=both)
+        w.expect(3, what="created")
+        d.put(p + b"a", b"1")
+        d.put(p + b"b", b"1")
+        w.expect(2, what="puts (NODELETE watcher only)")
+        d.delete(p + b"a")
+        w.expect(1, what="delete (NOPUT watcher only)")
+        d.txn(rpc_pb2.TxnRequest(success=[op_put(p + b"c", b"1"), op_put(p + b"d", b"1"), op_delete(p + b"b"),
+                                          op_range(p, prefix_end(p))]))  # fmt: skip
+        w.expect(2, what="txn events")
+        d.txn(rpc_pb2.TxnRequest(success=[op_delete(p, prefix_end(p))]))
+        w.expect(1, what="txn deletes")
+
+
+def test_watch_start_revisions(d):
+    p = b"ws/"
+    first = int(d.put(p + b"a", b"1").response["header"]["revision"])
+    d.put(p + b"b", b"1")
+    d.put(p + b"a", b"2")
+    d.delete(p + b"b")
+    now = d.revision()
+    with d.watch() as w:
+        w.create(p, prefix_end(p), start_revision=first)
+        w.expect(2, what="created + history from first")
+        w.create(p + b"a", start_revision=first + 1, prev_kv=True)
+        w.expect(2, what="created + history of a")
+        w.create(p, prefix_end(p), start_revision=now + 2)
+        w.expect(1, what="created (future)")
+        d.put(p + b"c", b"1")  # now + 1: only the first two watchers
+        w.expect(1, what="put at now+1")
+        d.put(p + b"a", b"3")  # now + 2: all three
+        w.expect(3, what="put at now+2")
+        w.create(p, prefix_end(p), start_revision=1)
+        w.expect(2, what="created + all history")
+
+
+def test_watch_cancel_ids_and_progress(d):
+    p = b"wc/"
+    with d.watch() as w:
+        w.create(p + b"a")
+        w.create(p + b"a", watch_id=7)
+        w.create(p + b"a")
+        w.create(p + b"b", watch_id=7)  # duplicate
+        w.expect(4, what="created")
+        d.put(p + b"a", b"1")
+        w.expect(3, what="three watchers")
+        w.cancel(1)
+        w.expect(1, what="canceled")
+        w.cancel(1)
+        w.cancel(99)
+        w.expect(0, what="cancel unknown", settle_s=0.2)
+        w.progress()
+        w.expect(1, what="progress")
+        d.put(p + b"a", b"2")
+        w.expect(2, what="two watchers left")
+        w.create(p + b"a", watch_id=1)
+        w.expect(1, what="reuse a canceled ID")
+        w.create(p + b"a")
+        w.expect(1, what="next automatic ID")
+
+
+def test_watch_compacted(d):
+    p = b"wx/"
+    first = int(d.put(p + b"a", b"1").response["header"]["revision"])
+    d.put(p + b"a", b"2")
+    d.put(p + b"a", b"3")
+    d.call("kv", "Compact", rpc_pb2.CompactionRequest(revision=first + 1))
+    with d.watch() as w:
+        w.create(p + b"a", start_revision=first)
+        w.expect(2, what="created then canceled (compacted)")
+        w.create(p + b"a", start_revision=first + 1)
+        w.expect(2, what="at the compaction revision")
+        d.put(p + b"a", b"4")
+        w.expect(1, what="still watching")
+
+
+def test_watch_whole_keyspace_and_progress(d):
+    p = b"wa/"
+    with d.watch() as w:
+        w.progress()
+        w.expect(1, what="progress without watches")
+        w.create(b"\0", b"\0", start_revision=d.revision() + 1)
+        w.create(p + b"m", b"\0")
+        w.expect(2, what="created")
+        d.put(p + b"a", b"1")
+        d.put(p + b"z", b"1")
+        w.expect(3, what="a (one watcher), z (both)")
+        w.progress()
+        w.expect(1, what="progress")
+
+
+# --- Maintenance ------------------------------------------------------------------------------------
+
+
+def status_shape(masked: dict, side, response) -> dict:
+    """Sizes, indexes and the version string differ legitimately: compare which fields are there and
+    that the member reports itself as the leader."""
+    return {
+        "fields": sorted(k for k in masked if k not in ("raftIndex", "raftAppliedIndex", "dbSizeInUse")),
+        "leader is self": response.leader == response.header.member_id,
+        "raftTerm": response.raftTerm,
+        "revision": response.header.revision,
+        "version": response.version.startswith("3.4."),
+        "indexes": response.raftIndex >= response.raftAppliedIndex > 0,
+    }
+
+
+def test_maintenance(d):
+    d.put(b"mt/a", b"1")
+    d.call("maintenance", "Status", rpc_pb2.StatusRequest(), mask=status_shape)
+    d.call("cluster", "MemberList", rpc_pb2.MemberListRequest(), mask=member_shape)
+    now = d.revision()
+    hashes = [d.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=rev), mask=hash_shape)
+              for rev in (0, now, now - 1)]  # fmt: skip
+    d.put(b"mt/a", b"2")
+    again = [d.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=rev), mask=hash_shape)
+             for rev in (now, now - 1)]  # fmt: skip
+    assert [h.response["hash"] for h in again] == [h.response["hash"] for h in hashes[1:]]
+    d.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=now + 5), expect_ok=False)
+    d.call("kv", "Compact", rpc_pb2.CompactionRequest(revision=now))
+    d.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=now - 1), expect_ok=False)
+    d.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=now), expect_ok=False)
+    after = d.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=now + 1), mask=hash_shape)
+    assert after.response["compact_revision"] == str(now)
+
+
+def hash_shape(masked: dict, side, response) -> dict:
+    """Hash values are each server's own function: a hash becomes the number of distinct hashes this
+    side gave before it, so equal histories (and stable hashes) give equal numbers on both sides."""
+    seen = side.__dict__.setdefault("hashes", [])
+    if response.hash not in seen:
+        seen.append(response.hash)
+    masked["hash"] = f"hash#{seen.index(response.hash)}"
+    if masked.get("compact_revision") == "-1":
+        masked.pop("compact_revision")  # never compacted: see test_hash_kv_of_a_never_compacted_store
+    return masked
+
+
+@pytest.fixture
+def fresh(pair):
+    """A Differ over members that have seen nothing yet."""
+    pair.current().diverged = True
+    yield from _differ(pair)
+
+
+@pytest.mark.xfail(strict=True, reason="etcd 3.4 reports compact_revision -1 before the first compaction "
+                   "(mvcc's initial compactMainRev); Flotilla's store.hash_kv reports 0")
+def test_hash_kv_of_a_never_compacted_store(fresh):
+    fresh.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(), mask=lambda m, s, r: r.compact_revision)
+
+
+def member_shape(masked: dict, side, response) -> dict:
+    return {
+        "members": [sorted(m) for m in masked["members"]],
+        "self": [m.ID == response.header.member_id for m in response.members],
+        "urls": [(len(m.peerURLs), len(m.clientURLs)) for m in response.members],
+    }
+
+
+def alarm_request(action: str, alarm: int = 0):
+    def build(side):
+        member_id = side.cluster.MemberList(rpc_pb2.MemberListRequest(), timeout=5).header.member_id
+        return rpc_pb2.AlarmRequest(action=getattr(rpc_pb2.AlarmRequest, action), memberID=member_id,
+                                    alarm=alarm)  # fmt: skip
+
+    return build
+
+
+def mask_alarm_members(masked: dict, side, response) -> dict:
+    """Alarms name the member (IDs differ); test_headers_of_alarm_and_members compares the header."""
+    masked.pop("header", None)
+    for alarm in masked.get("alarms", []):
+        alarm["memberID"] = "<self>" if alarm.get("memberID") else "<none>"
+    return masked
+
+
+@pytest.mark.xfail(strict=True, reason="etcd 3.4 sends AlarmResponse without a header and MemberList's "
+                   "header without a revision; server.py _apply_alarm and services.py MemberList "
+                   "stamp full ones")
+def test_headers_of_alarm_and_members(d):
+    d.call("cluster", "MemberList", rpc_pb2.MemberListRequest(), mask=lambda m, s, r: m["header"])
+    d.call("maintenance", "Alarm", rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET))
+
+
+def test_alarms(d):
+    get_all = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET)
+    d.call("maintenance", "Alarm", get_all, mask=mask_alarm_members)
+    d.call("maintenance", "Alarm", alarm_request("ACTIVATE", rpc_pb2.NOSPACE), mask=mask_alarm_members)
+    d.call("maintenance", "Alarm", get_all, mask=mask_alarm_members)
+    d.call("maintenance", "Status", rpc_pb2.StatusRequest(), mask=status_shape)
+    d.put(b"al/a", b"1", expect_ok=False)
+    d.range(b"al/a")
+    d.delete(b"al/a")
+    d.call("maintenance", "Alarm", alarm_request("DEACTIVATE", rpc_pb2.NOSPACE), mask=mask_alarm_members)
+    d.call("maintenance", "Alarm", get_all, mask=mask_alarm_members)
+    d.put(b"al/a", b"1")

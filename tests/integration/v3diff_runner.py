@@ -261,6 +261,9 @@ class WatchPair:
         outcomes = []
         for stream in self.streams:
             got = stream.take(count, deadline, settle_s)
+            # etcd hands one revision's events to the watchers of a stream in its map's (random) order:
+            # compare each watch's own sequence, not the interleaving.
+            got.sort(key=lambda g: -2 if isinstance(g, grpc.RpcError) else g.watch_id)
             outcomes.append([
                 Outcome(code=g.code().name, details=g.details()) if isinstance(g, grpc.RpcError)
                 else stream.side.mask(g)

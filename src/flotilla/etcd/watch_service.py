@@ -28,7 +28,6 @@ _FILTERS = {
     rpc_pb2.WatchCreateRequest.NOPUT: EventType.PUT,
     rpc_pb2.WatchCreateRequest.NODELETE: EventType.DELETE,
 }
-_COMPACTED_REASON = "etcdserver: mvcc: required revision has been compacted"
 _DUPLICATE_ID_REASON = "mvcc: duplicate watch ID provided on the WatchStream"
 
 
@@ -67,7 +66,7 @@ class WatchStream:
         elif watch_id in self.watchers:
             self.queue.put_nowait(
                 rpc_pb2.WatchResponse(
-                    header=self._header(), watch_id=watch_id, created=True, canceled=True,
+                    header=self._header(), watch_id=INVALID_WATCH_ID, created=True, canceled=True,
                     cancel_reason=_DUPLICATE_ID_REASON,
                 )
             )  # fmt: skip
@@ -79,12 +78,7 @@ class WatchStream:
         )
         self.queue.put_nowait(rpc_pb2.WatchResponse(header=self._header(), watch_id=watch_id, created=True))
         if watcher.compacted:
-            self.queue.put_nowait(
-                rpc_pb2.WatchResponse(
-                    header=self._header(), watch_id=watch_id, canceled=True,
-                    compact_revision=watcher.compact_revision, cancel_reason=_COMPACTED_REASON,
-                )
-            )  # fmt: skip
+            self.queue.put_nowait(self._compacted_response(watcher, watch_id))
             return
         self.watchers[watch_id] = watcher
         self.watch_ids[watcher] = watch_id
@@ -95,10 +89,11 @@ class WatchStream:
 
     def _cancel(self, watch_id: int) -> None:
         watcher = self.watchers.pop(watch_id, None)
-        if watcher is not None:
-            self.server.hub.cancel(watcher)
-            del self.watch_ids[watcher]
-            self.progress_ids.discard(watch_id)
+        if watcher is None:
+            return  # etcd 3.4 answers nothing to a cancel of a watch it does not have
+        self.server.hub.cancel(watcher)
+        del self.watch_ids[watcher]
+        self.progress_ids.discard(watch_id)
         self.queue.put_nowait(rpc_pb2.WatchResponse(header=self._header(), watch_id=watch_id, canceled=True))
 
     # --- from the hub -----------------------------------------------------------------------------
@@ -106,19 +101,14 @@ class WatchStream:
         watch_id = self.watch_ids.get(watcher)
         if watch_id is None:
             return
-        header = self.server.header(revision)
         if watcher.compacted:
-            self.queue.put_nowait(
-                rpc_pb2.WatchResponse(
-                    header=header, watch_id=watch_id, canceled=True,
-                    compact_revision=watcher.compact_revision, cancel_reason=_COMPACTED_REASON,
-                )
-            )  # fmt: skip
+            self.queue.put_nowait(self._compacted_response(watcher, watch_id))
             self.watchers.pop(watch_id, None)
             self.watch_ids.pop(watcher, None)
             return
         if not events:
             return
+        header = self.server.header(revision)
         with_prev = watcher.prev_kv
         resp = rpc_pb2.WatchResponse(header=header, watch_id=watch_id)
         resp.events.extend([event_to_pb(e, with_prev) for e in events])
@@ -126,6 +116,14 @@ class WatchStream:
         if self.queue.qsize() > MAX_QUEUED_RESPONSES:
             for w in self.watchers.values():
                 self.server.hub.desync(w)
+
+    def _compacted_response(self, watcher, watch_id: int) -> rpc_pb2.WatchResponse:
+        # etcd 3.4 cancels such a watch with a response that carries no revision and no reason: the
+        # mvcc layer's WatchResponse for it has Revision 0, and 3.4 sets no cancel_reason.
+        return rpc_pb2.WatchResponse(
+            header=self.server.header(0), watch_id=watch_id, canceled=True,
+            compact_revision=watcher.compact_revision,
+        )  # fmt: skip
 
     def send_progress(self) -> None:
         for watch_id in self.progress_ids:
