@@ -231,7 +231,10 @@ async def _run_load(spec: LoadSpec) -> LoadResult:
     cpu_from = time.process_time()
     await _sleep_until(stop_at)
     cpu_s = time.process_time() - cpu_from
-    await task
+    try:
+        await task
+    except Exception as error:  # e.g. no connection: reported in the table, not a crash of the run
+        rec.error(error)
     return LoadResult(len(rec.latencies), rec.errors, cpu_s, rec.latencies, rec.first_error)
 
 
