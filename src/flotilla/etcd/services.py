@@ -272,6 +272,10 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     @_etcd_errors
     async def Defragment(self, request, context):
+        # What was applied but not yet committed (a compaction's removals) must reach the backend first,
+        # or the defragmented file keeps it, and a NOSPACE alarm cannot be cleared (server.defragment
+        # should do this itself).
+        await self.server._commit_backend(sync=False)
         await self.server.defragment()
         return rpc_pb2.DefragmentResponse(header=self.server.header(self.server.store.revision))
 
