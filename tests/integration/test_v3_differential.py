@@ -6,6 +6,7 @@ of members shared by the module; a test that leaves the pair diverged gets the n
 from __future__ import annotations
 
 import time
+from base64 import b64encode
 
 import pytest
 from processes import real_etcd_available
@@ -27,6 +28,7 @@ def pair(tmp_path_factory):
         yield members
     finally:
         members.stop()
+        print(f"\nv3 differential: {CASES['count']} comparisons")  # shown with -s
 
 
 def _differ(pair):
@@ -667,3 +669,40 @@ def test_alarms(d):
     d.call("maintenance", "Alarm", alarm_request("DEACTIVATE", rpc_pb2.NOSPACE), mask=mask_alarm_members)
     d.call("maintenance", "Alarm", get_all, mask=mask_alarm_members)
     d.put(b"al/a", b"1")
+
+
+# --- the JSON gateway (a sample: its own suite is elsewhere) -----------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return b64encode(data).decode()
+
+
+def test_gateway_sample(d):
+    p = b"gw/"
+    d.gateway("/v3/kv/put", {"key": b64(p + b"a"), "value": b64(b"1")})
+    d.gateway("/v3/kv/put", {"key": b64(p + b"a"), "value": b64(b"2"), "prev_kv": True})
+    d.gateway("/v3/kv/put", {"key": b64(p + b"b"), "value": b64(b"3")})
+    d.gateway("/v3/kv/range", {"key": b64(p + b"a")})
+    d.gateway("/v3/kv/range", {"key": b64(p), "range_end": b64(prefix_end(p)), "limit": 1})
+    d.gateway("/v3/kv/range", {"key": b64(p), "range_end": b64(prefix_end(p)), "count_only": True})
+    d.gateway("/v3/kv/range", {"key": b64(p), "range_end": b64(prefix_end(p)), "sort_order": "DESCEND",
+                               "sort_target": "MOD", "keys_only": True})  # fmt: skip
+    d.gateway("/v3/kv/range", {"key": b64(p + b"a"), "revision": "1000000"}, expect_status=400)
+    d.gateway("/v3/kv/range", {}, expect_status=400)
+    d.gateway("/v3/kv/txn", {
+        "compare": [{"key": b64(p + b"a"), "target": "VALUE", "result": "EQUAL", "value": b64(b"2")}],
+        "success": [{"request_put": {"key": b64(p + b"c"), "value": b64(b"4")}},
+                    {"request_range": {"key": b64(p), "range_end": b64(prefix_end(p))}}],
+        "failure": [{"request_delete_range": {"key": b64(p + b"a")}}],
+    })  # fmt: skip
+    camel = {"compare": [{"key": b64(p + b"a"), "target": "CREATE", "create_revision": "1"}],
+             "failure": [{"requestDeleteRange": {"key": b64(p + b"a"), "prevKv": True}}]}  # fmt: skip
+    d.gateway("/v3/kv/txn", camel)
+    d.gateway("/v3/kv/deleterange", {"key": b64(p), "range_end": b64(prefix_end(p)), "prev_kv": True})
+    d.gateway("/v3/lease/grant", {"ID": 9101, "TTL": 60})
+    d.gateway("/v3/kv/put", {"key": b64(p + b"l"), "value": b64(b"5"), "lease": "9101"})
+    d.gateway("/v3/kv/range", {"key": b64(p + b"l")})
+    d.gateway("/v3/lease/revoke", {"ID": 9101})
+    d.gateway("/v3/lease/revoke", {"ID": 9101}, expect_status=404)
+    d.gateway("/v3/kv/compaction", {"revision": "1"})

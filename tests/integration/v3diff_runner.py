@@ -14,9 +14,12 @@ fresh pair for the next test.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 
 import grpc
@@ -165,6 +168,28 @@ class Differ:
         """The current revision (equal on every side, else a mismatch)."""
         out = self.range(b"\0", serializable=True, count_only=True)
         return int(out.response["header"]["revision"])
+
+    def gateway(self, path: str, body, *, expect_status: int | None = 200):
+        """POST ``body`` (a dict, sent as JSON, or raw bytes) to the JSON gateway's ``path`` on each side;
+        compares status and masked JSON."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        outcomes = []
+        for side in self.sides:
+            request = urllib.request.Request(side.member.endpoint + path, data=data, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
+                    status, text = response.status, response.read()
+            except urllib.error.HTTPError as error:
+                status, text = error.code, error.read()
+            try:
+                payload = _mask_value(json.loads(text), side)
+            except ValueError:
+                payload = text
+            outcomes.append((status, payload))
+        status, payload = self.check(f"POST {path} {data[:200]!r}", outcomes)
+        if expect_status is not None and status != expect_status:
+            raise AssertionError(f"POST {path}: expected {expect_status}, both gave {status} {payload}")
+        return payload
 
     def watch(self) -> WatchPair:
         return WatchPair(self)

@@ -108,14 +108,16 @@ class WatchStream:
             return
         if not events:
             return
+        if self.queue.qsize() >= MAX_QUEUED_RESPONSES:
+            # The client reads too slowly: hand the batch back (the watcher resumes at its first event
+            # once the queue has room, as etcd's victim watchers do), so memory stays bounded.
+            self.server.hub.desync(watcher, resume_revision=events[0].kv.mod_revision)
+            return
         header = self.server.header(revision)
         with_prev = watcher.prev_kv
         resp = rpc_pb2.WatchResponse(header=header, watch_id=watch_id)
         resp.events.extend([event_to_pb(e, with_prev) for e in events])
         self.queue.put_nowait(resp)
-        if self.queue.qsize() > MAX_QUEUED_RESPONSES:
-            for w in self.watchers.values():
-                self.server.hub.desync(w)
 
     def _compacted_response(self, watcher, watch_id: int) -> rpc_pb2.WatchResponse:
         # etcd 3.4 cancels such a watch with a response that carries no revision and no reason: the
@@ -126,9 +128,11 @@ class WatchStream:
         )  # fmt: skip
 
     def send_progress(self) -> None:
+        """A progress notification to each progress_notify watcher that has caught up: one still
+        catching up would be told it has seen revisions it was not sent yet (etcd skips those too)."""
         for watch_id in self.progress_ids:
             watcher = self.watchers.get(watch_id)
-            if watcher is not None:
+            if watcher is not None and watcher.synced:
                 self.queue.put_nowait(rpc_pb2.WatchResponse(header=self._header(), watch_id=watch_id))
 
     def close(self) -> None:
