@@ -81,16 +81,6 @@ def _last_wal_segment(data_dir: Path) -> Path:
 
 
 # --- durability -------------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.py _open_state passes Config(applied=max(consistent_index, snapshot_index)) to raft; "
-    "committed entries are applied (and may reach the backend) while the Ready carrying their commit "
-    "index is still being written (raftnode.py _handle applies durable entries during the fsync), so "
-    "after a crash/torn tail the WAL's HardState.commit can be below the backend's consistent_index and "
-    "RaftLog.applied_to asserts: the member can never start again. Fix: pass applied=min(that, "
-    "recovered.hard_state.commit) (or the snapshot index, as etcd does) and keep skipping entries "
-    "<= consistent_index in apply_entries.",
-)
 def test_member_restarts_when_backend_is_ahead_of_the_wal_commit_index(tmp_path):
     async def write() -> None:
         async with _running(tmp_path) as (server, _):
@@ -105,14 +95,6 @@ def test_member_restarts_when_backend_is_ahead_of_the_wal_commit_index(tmp_path)
     assert _reopen_count(tmp_path, b"k", b"l") == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.py _commit_backend: _collect_batch drains store/lessor take_changes() before "
-    "backend.write; when the write fails the changes are gone, and the next commit (the final commit "
-    "in run()'s finally) records consistent_index = applied_index without them, so a restart skips the "
-    "acknowledged write on replay. Fix: on a failed write keep the batch (retry it first) or mark the "
-    "backend failed and never write a later consistent_index (skip _final_commit), so the WAL replays it.",
-)
 def test_member_failed_backend_commit_loses_no_acknowledged_write(tmp_path):
     async def write() -> None:
         server = EtcdServer(_settings(tmp_path))
@@ -141,14 +123,6 @@ def test_member_failed_backend_commit_loses_no_acknowledged_write(tmp_path):
     assert _reopen_count(tmp_path, b"acknowledged") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.py _open_state: applied_index = max(consistent_index, snapshot_index) silently skips "
-    "every entry between the backend's consistent_index and the snapshot when the backend is behind it "
-    "(db lost or replaced by an older copy), and the WAL before the snapshot was released. etcd 3.4 "
-    "refuses to start ('failed to find database snapshot file', checked against Debian's etcd). Fix: "
-    "raise an error naming the db file and both indexes when consistent_index < snapshot.index.",
-)
 def test_member_refuses_a_backend_behind_its_snapshot(tmp_path):
     async def write() -> int:
         async with _running(tmp_path, snapshot_count=20) as (server, _):
@@ -170,14 +144,6 @@ def test_member_refuses_a_backend_behind_its_snapshot(tmp_path):
     assert count == 60, f"the member started with {count} of 60 acknowledged keys"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.py _open_state passes applied=consistent_index to raft, so committed CONF_CHANGE "
-    "entries after the snapshot are never handed to RawNode.apply_conf_change again on restart (and "
-    "apply_entries skips them by the consistent_index check before looking at the type): the restarted "
-    "member has the snapshot's membership. Latent while members are single. Fix: let raft redeliver "
-    "from the snapshot index and apply conf changes whatever the consistent_index (as etcd's apply).",
-)
 def test_member_membership_change_survives_restart(tmp_path):
     async def change() -> None:
         async with _running(tmp_path) as (server, _):
@@ -231,14 +197,6 @@ class _OffsetClock:
         return getattr(self._real, name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.py _apply_request (lease_grant): Lessor.grant without now_s starts the deadline at the "
-    "lessor's last seen time (its last tick), then renew(resp.ID, time.monotonic()) raises "
-    "LeaseNotFoundError (not an EtcdError) when more than the TTL passed since that tick: the apply "
-    "loop dies and the member with it. Fix: pass now_s=time.monotonic() to grant (Applier.lease_grant "
-    "taking it from the server), or drop the renew and catch LeaseNotFoundError.",
-)
 def test_member_lease_grant_survives_a_stale_lessor_clock(tmp_path, monkeypatch):
     clock = _OffsetClock(server_module.time)
     monkeypatch.setattr(server_module, "time", clock)
@@ -247,9 +205,9 @@ def test_member_lease_grant_survives_a_stale_lessor_clock(tmp_path, monkeypatch)
         async with _running(tmp_path) as (server, task):
             real_grant = server.applier.lease_grant
 
-            def grant_after_a_stall(request):
+            def grant_after_a_stall(request, now_s=None):
                 clock.offset_s += 5.0  # the lessor last saw the clock 5 s ago (a long apply batch)
-                return real_grant(request)
+                return real_grant(request, now_s=now_s)
 
             server.applier.lease_grant = grant_after_a_stall
             request = rpc_pb2.LeaseGrantRequest(ID=7, TTL=3)
@@ -312,15 +270,6 @@ def test_member_slow_watcher_gets_every_event_once(tmp_path):
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="watch_service.py WatchStream.deliver desyncs a stream's watchers once its queue passes "
-    "MAX_QUEUED_RESPONSES, but server.py _watch_sync_loop (and WatchStream._create) call sync_watchers() "
-    "whatever the queue holds, so catch-up batches keep landing in the full queue: a client that stops "
-    "reading makes the member buffer every later event (unbounded memory; etcd keeps such watchers as "
-    "victims until their channel has room). Fix: skip (leave unsynced) watchers whose tag's queue is "
-    "over the limit — e.g. sync only watchers whose stream reports room, re-checking when the queue drains.",
-)
 def test_member_watch_queue_of_a_stuck_client_stays_bounded(tmp_path):
     async def main() -> None:
         async with _running(tmp_path) as (server, _):
@@ -334,13 +283,6 @@ def test_member_watch_queue_of_a_stuck_client_stays_bounded(tmp_path):
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="watch_service.py WatchStream.send_progress sends a progress notification (header revision = "
-    "the store's) to every progress_notify watcher, also while it is still catching up (unsynced): the "
-    "client is told it has seen revisions it has not received yet. etcd's progress() skips unsynced "
-    "watchers. Fix: only for watchers with watcher.synced.",
-)
 def test_member_progress_notify_only_for_caught_up_watchers(tmp_path):
     async def main() -> None:
         async with _running(tmp_path) as (server, _):

@@ -193,9 +193,12 @@ class Applier:
             raise errors.future_revision() from None
         return rpc_pb2.CompactionResponse(header=self._header(self.store.revision))
 
-    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
+    def lease_grant(
+        self, r: rpc_pb2.LeaseGrantRequest, now_s: float | None = None
+    ) -> rpc_pb2.LeaseGrantResponse:
+        """``now_s``: the primary's clock, where the new lease's deadline starts (not replicated state)."""
         try:
-            lease = self.lessor.grant(r.ID, r.TTL)
+            lease = self.lessor.grant(r.ID, r.TTL, now_s)
         except LeaseExistsError:
             raise errors.lease_exists() from None
         except LeaseTTLTooLargeError:

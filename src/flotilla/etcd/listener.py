@@ -57,6 +57,34 @@ class _Relay(asyncio.Protocol):
             self.peer.resume_reading()
 
 
+class _HalfCloseTolerant(asyncio.Protocol):
+    """Wraps aiohttp's HTTP/1 protocol so a client that half-closes after its request (``curl`` with a
+    shut-down write side, ``nc -q``) still gets the response, as etcd's Go server answers it: aiohttp
+    returns None from ``eof_received``, which closes the transport before the reply is written."""
+
+    def __init__(self, inner: asyncio.Protocol) -> None:
+        self.inner = inner
+
+    def connection_made(self, transport) -> None:
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool:
+        self.inner.eof_received()
+        return True
+
+    def connection_lost(self, exc) -> None:
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
 class _Sniffer(asyncio.Protocol):
     def __init__(self, listener: ClientListener) -> None:
         self.listener = listener
@@ -78,7 +106,7 @@ class _Sniffer(asyncio.Protocol):
             transport.set_protocol(client_side)
             asyncio.ensure_future(self.listener._connect_grpc(client_side, buffered))
         else:
-            protocol = self.listener.http_protocol_factory()
+            protocol = _HalfCloseTolerant(self.listener.http_protocol_factory())
             transport.set_protocol(protocol)
             protocol.connection_made(transport)
             protocol.data_received(buffered)

@@ -20,10 +20,12 @@ import logging
 import random
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flotilla.backend import WriteBatch, open_backend
+from flotilla.backend.errors import BackendError
 from flotilla.etcd import errors
 from flotilla.etcd.api import raft_internal_pb2, rpc_pb2
 from flotilla.etcd.apply import Applier
@@ -141,7 +143,7 @@ class EtcdServer:
         self.started_at = time.time()
         self._ids = _RequestIds(self.member_id)
         self._waiters: dict[int, asyncio.Future] = {}
-        self._deadlines: list[tuple[float, int]] = []
+        self._deadlines: deque[tuple[float, int]] = deque()  # in time order: every timeout is the same
         self._read_waiters: list[asyncio.Future] = []
         self._read_inflight: dict[bytes, list[asyncio.Future]] = {}
         self._read_applied_waits: list[tuple[int, list[asyncio.Future]]] = []
@@ -206,14 +208,25 @@ class EtcdServer:
             batch.put("meta", _META_CLUSTER, _U64.pack(self.cluster_id))
             self.backend.write(batch, sync=True)
             log.info("starting member %x in cluster %x", self.member_id, self.cluster_id)
+        if self.snapshot_index > 1 and self.consistent_index < self.snapshot_index:
+            # The backend must hold at least the state the snapshot stands for: the WAL before it is gone.
+            raise BackendError(
+                f"the backend {paths.backend} has applied index {self.consistent_index}, older than the "
+                f"snapshot at {self.snapshot_index}: the entries in between are no longer in the WAL. "
+                "Restore the data directory from a backup, or remove it and re-add the member."
+            )
         self.applied_index = max(self.consistent_index, self.snapshot_index)
+        self._publish_attributes()
         rng = random.Random(s.seed if s.seed is not None else self.member_id ^ time.time_ns())
         config = Config(
             id=self.member_id,
             rng=rng,
             election_timeout_ticks=max(2, s.election_timeout_ms // s.heartbeat_interval_ms),
             heartbeat_interval_ticks=1,
-            applied=self.applied_index,
+            # Raft replays committed entries from the snapshot on: entries the backend already holds
+            # are skipped when applied, conf changes among them still reach raft. (The backend may be
+            # ahead of the WAL's commit index: durable entries are applied while their commit is fsynced.)
+            applied=self.snapshot_index,
             max_msg_bytes=1 << 20,
         )
         self.node = RawNode(config, self.storage.memory)
@@ -228,6 +241,24 @@ class EtcdServer:
         self.db_size = self.backend.size_bytes()
         self.db_size_in_use = self.backend.size_in_use_bytes()
 
+    def _publish_attributes(self) -> None:
+        """A restart may bring a new --name or new client URLs: etcd republishes both at every start.
+        (A single member records them directly; with peers this becomes a replicated update.)"""
+        own = next((m for m in self.settings.members if m.name == self.settings.name), None)
+        current = self.members.get(self.member_id)
+        if own is None or current is None:
+            return
+        if (current.name, current.client_urls) == (self.settings.name, own.client_urls):
+            return
+        name, urls = self.settings.name, own.client_urls
+        updated = Member(current.id, name, current.peer_urls, urls, current.is_learner)
+        self.members[updated.id] = updated
+        batch = WriteBatch()
+        batch.put("members", _U64.pack(updated.id), json.dumps(updated.to_json()).encode())
+        self.backend.write(batch, sync=True)
+        urls = ",".join(own.client_urls)
+        log.info("published member %x: name %s, client URLs %s", updated.id, updated.name, urls)
+
     def _min_lease_ttl_s(self) -> int:
         # etcd: a lease must outlive an election, so the minimum TTL is 1.5 election timeouts, rounded up.
         s = self.settings
@@ -239,6 +270,7 @@ class EtcdServer:
         voters = self.storage.memory.initial_state()[1].voters
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 tasks.create_task(self.raft.run())
                 tasks.create_task(self._backend_loop())
                 tasks.create_task(self._lease_loop())
@@ -252,6 +284,15 @@ class EtcdServer:
             await self._final_commit()
             self.storage.close()
             self.backend.close()
+
+    def _spawn(self, coroutine) -> None:
+        """Background work belongs to the server's task group (and ends with it)."""
+        if self._tasks is None or self._stopped:
+            coroutine.close()
+            return
+        self._tasks.create_task(coroutine)
+
+    _tasks: asyncio.TaskGroup | None = None
 
     async def wait_started(self) -> None:
         """Return once this member knows a leader and has applied its log (ready to serve)."""
@@ -301,11 +342,11 @@ class EtcdServer:
         waiters = self._waiters
         parse = raft_internal_pb2.InternalRaftRequest.FromString
         for entry in entries:
-            if entry.index <= self.consistent_index:
-                continue  # the backend already has it (replay after a restart)
             if entry.type == EntryType.CONF_CHANGE:
                 self._apply_conf_change(entry)
                 continue
+            if entry.index <= self.consistent_index:
+                continue  # the backend already has it (replay after a restart)
             if not entry.data:
                 continue  # a new leader's empty entry
             request = parse(entry.data)
@@ -320,12 +361,13 @@ class EtcdServer:
                     fut.set_exception(result)
                 else:
                     fut.set_result(result)
-        self.applied_index = entries[-1].index
+        if entries[-1].index > self.applied_index:
+            self.applied_index = entries[-1].index
         if self.metrics is not None:
             self.metrics.on_applied(len(entries))
         if self.applied_index - self.snapshot_index > self.settings.snapshot_count and not self._snapshotting:
             self._snapshotting = True
-            asyncio.get_running_loop().create_task(self._snapshot())
+            self._spawn(self._snapshot())
 
     def _apply_request(self, applier: Applier, request) -> object:
         # InternalRaftRequest is not a oneof (etcd's field numbers): the request is its one set field
@@ -353,10 +395,7 @@ class EtcdServer:
             return applier.compact(request.compaction)
         if kind == "lease_grant":
             self._check_space()
-            resp = applier.lease_grant(request.lease_grant)
-            if self.lessor.is_primary:
-                self.lessor.renew(resp.ID, time.monotonic())
-            return resp
+            return applier.lease_grant(request.lease_grant, now_s=time.monotonic())
         if kind == "lease_revoke":
             return applier.lease_revoke(request.lease_revoke)
         if kind == "lease_checkpoint":
@@ -424,6 +463,7 @@ class EtcdServer:
         return resp
 
     _alarms_dirty = False
+    _backend_broken = False
 
     def quota_exceeded(self, cost: int) -> bool:
         return self.db_size + cost > self.settings.quota_bytes
@@ -460,7 +500,7 @@ class EtcdServer:
         alarm = rpc_pb2.AlarmRequest(
             action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=ALARM_NOSPACE
         )
-        asyncio.get_running_loop().create_task(self._propose_quietly("alarm", alarm))
+        self._spawn(self._propose_quietly("alarm", alarm))
 
     async def _propose_quietly(self, field_name: str, request) -> None:
         try:
@@ -542,7 +582,7 @@ class EtcdServer:
             await asyncio.sleep(0.25)
             now = time.monotonic()
             while self._deadlines and self._deadlines[0][0] <= now:
-                _, request_id = self._deadlines.pop(0)
+                _, request_id = self._deadlines.popleft()
                 fut = self._waiters.pop(request_id, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(errors.timeout())
@@ -569,13 +609,13 @@ class EtcdServer:
             now = time.monotonic()
             for lease_id in self.lessor.expired(now):
                 request = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
-                asyncio.get_running_loop().create_task(self._propose_quietly("lease_revoke", request))
+                self._spawn(self._propose_quietly("lease_revoke", request))
             due = self.lessor.due_checkpoints(now, interval)
             if due:
                 request = rpc_pb2.LeaseCheckpointRequest()
                 for lease_id, remaining in due:
                     request.checkpoints.add(ID=lease_id, remaining_TTL=remaining)
-                asyncio.get_running_loop().create_task(self._propose_quietly("lease_checkpoint", request))
+                self._spawn(self._propose_quietly("lease_checkpoint", request))
 
     async def _backend_loop(self) -> None:
         interval = self.settings.backend_commit_interval_s
@@ -618,8 +658,18 @@ class EtcdServer:
             applied = self.applied_index
             if batch is None:
                 return
+            if self._backend_broken:
+                return
             started = time.monotonic()
-            await asyncio.to_thread(self.backend.write, batch, sync=sync)
+            try:
+                await asyncio.to_thread(self.backend.write, batch, sync=sync)
+            except Exception as error:
+                # The batch's changes left memory's change log: committing anything later would record an
+                # applied index without them. Stop; the WAL replays them on the next start (etcd panics).
+                self._backend_broken = True
+                log.critical("backend commit failed, stopping: %s", error)
+                self.stop()
+                raise BackendError(f"backend commit to {self.paths.backend} failed: {error}") from error
             self.consistent_index = max(self.consistent_index, applied)
             self.db_size = self.backend.size_bytes()
             self.db_size_in_use = self.backend.size_in_use_bytes()
