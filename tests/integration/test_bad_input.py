@@ -24,12 +24,6 @@ pytestmark = pytest.mark.skipif(not real_etcd_available(), reason="needs Debian'
 R = rpc_pb2
 MAX_REQUEST_BYTES = 1_572_864
 GRPC_LIMIT = MAX_REQUEST_BYTES + 512 * 1024
-NEEDS_MEMBER_REGISTRATION = pytest.mark.xfail(
-    reason="member.py registers the generated add_*Servicer_to_server; with services.add_servicers_to_server"
-    " (max_message_bytes=--max-request-bytes+512KiB, grpc.max_receive_message_length above it) grpc-go's"
-    " answers come out",
-    strict=False,
-)
 
 
 class Member:
@@ -197,7 +191,6 @@ def test_grpc_over_the_message_limit_is_resource_exhausted(pair):
     assert answers["flotilla"][0] == answers["etcd"][0] == "RESOURCE_EXHAUSTED"
 
 
-@NEEDS_MEMBER_REGISTRATION
 def test_grpc_over_the_message_limit_words(pair):
     request = R.PutRequest(key=b"k", value=b"x" * GRPC_LIMIT)
     assert_same(pair, lambda m: m.call("KV", "Put", request))
@@ -264,7 +257,6 @@ RAW_PAYLOADS = {
 }
 
 
-@NEEDS_MEMBER_REGISTRATION
 @pytest.mark.parametrize("payload", RAW_PAYLOADS)
 def test_malformed_protobuf(pair, payload):
     answer = assert_same(pair, lambda m: m.raw("/etcdserverpb.KV/Put", RAW_PAYLOADS[payload]))
@@ -276,7 +268,6 @@ def test_malformed_protobuf_keeps_member_serving(pair):
     assert answers["flotilla"][0] != "OK" and answers["etcd"][0] == "INTERNAL"
 
 
-@NEEDS_MEMBER_REGISTRATION
 def test_malformed_protobuf_in_streams(pair):
     def streams(member):
         answers = []
@@ -293,7 +284,6 @@ def test_malformed_protobuf_in_streams(pair):
     assert assert_same(pair, streams)[0][0] == "INTERNAL"
 
 
-@NEEDS_MEMBER_REGISTRATION
 def test_unknown_methods(pair):
     paths = ("/etcdserverpb.KV/Nope", "/etcdserverpb.Nope/Nope")
     assert_same(pair, lambda m: [m.raw(path, b"") for path in paths])
@@ -307,11 +297,6 @@ def test_negative_lease_id_keeps_member_serving(pair):
     member.assert_serving()
 
 
-@pytest.mark.xfail(
-    reason="etcd grants negative lease IDs; server.py packs lease IDs with struct '>Q' (unsigned) in "
-    "_collect_batch, which raises and stops the member, so services.py refuses them until that is fixed",
-    strict=False,
-)
 def test_negative_lease_id_like_etcd(pair):
     assert_same(pair, lambda m: m.call("Lease", "LeaseGrant", R.LeaseGrantRequest(TTL=60, ID=-7)))
 

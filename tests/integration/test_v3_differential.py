@@ -414,8 +414,6 @@ def test_lease_keepalive(d):
     d.call("lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=6001))
 
 
-@pytest.mark.xfail(reason="server.py packs lease IDs as unsigned: a negative ID crashes the backend loop",
-                   strict=False)  # fmt: skip
 def test_lease_negative_id(d):
     try:
         d.call("lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(ID=-3, TTL=60))
@@ -618,8 +616,6 @@ def fresh(pair):
     yield from _differ(pair)
 
 
-@pytest.mark.xfail(strict=True, reason="etcd 3.4 reports compact_revision -1 before the first compaction "
-                   "(mvcc's initial compactMainRev); Flotilla's store.hash_kv reports 0")
 def test_hash_kv_of_a_never_compacted_store(fresh):
     fresh.call("maintenance", "HashKV", rpc_pb2.HashKVRequest(), mask=lambda m, s, r: r.compact_revision)
 
@@ -649,9 +645,6 @@ def mask_alarm_members(masked: dict, side, response) -> dict:
     return masked
 
 
-@pytest.mark.xfail(strict=True, reason="etcd 3.4 sends AlarmResponse without a header and MemberList's "
-                   "header without a revision; server.py _apply_alarm and services.py MemberList "
-                   "stamp full ones")
 def test_headers_of_alarm_and_members(d):
     d.call("cluster", "MemberList", rpc_pb2.MemberListRequest(), mask=lambda m, s, r: m["header"])
     d.call("maintenance", "Alarm", rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET))

@@ -32,7 +32,7 @@ from flotilla.etcd.apply import Applier
 from flotilla.etcd.raftnode import NoPeers, RaftNode, Transport
 from flotilla.etcd.storage import MemberStorage, member_paths
 from flotilla.mvcc import codec
-from flotilla.mvcc.lease import Lessor, NotPrimaryError
+from flotilla.mvcc.lease import Lessor, NotPrimaryError, encode_lease, lease_key
 from flotilla.mvcc.store import KeyValueStore
 from flotilla.mvcc.watch import WatchHub
 from flotilla.raft import (
@@ -436,7 +436,7 @@ class EtcdServer:
             raise errors.no_space()
 
     def _apply_alarm(self, r: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
-        resp = rpc_pb2.AlarmResponse(header=self.header(self.store.revision))
+        resp = rpc_pb2.AlarmResponse()  # etcd 3.4 sends alarm responses without a header
         if r.action == rpc_pb2.AlarmRequest.GET:
             pass
         elif r.action == rpc_pb2.AlarmRequest.ACTIVATE:
@@ -637,11 +637,9 @@ class EtcdServer:
                 batch.put("key", key, record)
         for lease_id, lease in lease_changes:
             if lease is None:
-                batch.delete("lease", _U64.pack(lease_id))
+                batch.delete("lease", lease_key(lease_id))
             else:
-                from flotilla.mvcc.lease import encode_lease
-
-                batch.put("lease", _U64.pack(lease_id), encode_lease(lease))
+                batch.put("lease", lease_key(lease_id), encode_lease(lease))
         if self._alarms_dirty:
             batch.delete_range("alarm", b"", b"\xff" * 16)
             for member_id, alarm in self.alarms:
@@ -701,6 +699,9 @@ class EtcdServer:
 
     # --- maintenance ------------------------------------------------------------------------------
     async def defragment(self) -> None:
+        # What was applied but not yet committed (a compaction's removals) goes in first, or the
+        # defragmented file keeps it and a NOSPACE alarm cannot be cleared.
+        await self._commit_backend(sync=False)
         async with self._backend_lock:
             await asyncio.to_thread(self.backend.defragment)
             self.db_size = self.backend.size_bytes()

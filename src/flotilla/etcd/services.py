@@ -158,10 +158,6 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
     async def LeaseGrant(self, request, context):
         if request.TTL > MAX_LEASE_TTL_S:
             raise errors.lease_ttl_too_large()
-        if request.ID < 0:
-            # etcd 3.4 grants a negative ID; the server's backend encodes lease IDs unsigned and would stop
-            # the member (and every restart, replaying the WAL). Refused until that is fixed there.
-            raise errors.EtcdError(grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: negative lease ID")
         if request.ID == 0:
             grant = rpc_pb2.LeaseGrantRequest()
             grant.CopyFrom(request)
@@ -219,7 +215,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
     @_etcd_errors
     async def MemberList(self, request, context):
         server = self.server
-        resp = rpc_pb2.MemberListResponse(header=server.header(server.store.revision))
+        resp = rpc_pb2.MemberListResponse(header=server.header(0))  # etcd: no revision in it
         for member in sorted(server.members.values(), key=lambda m: m.id):
             resp.members.add(
                 ID=member.id,
@@ -272,10 +268,6 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     @_etcd_errors
     async def Defragment(self, request, context):
-        # What was applied but not yet committed (a compaction's removals) must reach the backend first,
-        # or the defragmented file keeps it, and a NOSPACE alarm cannot be cleared (server.defragment
-        # should do this itself).
-        await self.server._commit_backend(sync=False)
         await self.server.defragment()
         return rpc_pb2.DefragmentResponse(header=self.server.header(self.server.store.revision))
 
@@ -295,7 +287,9 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         except FutureRevisionError:
             raise errors.future_revision() from None
         return rpc_pb2.HashKVResponse(
-            header=server.header(server.store.revision), hash=value, compact_revision=compact_revision
+            header=server.header(server.store.revision),
+            hash=value,
+            compact_revision=compact_revision or -1,  # etcd's "never compacted"
         )
 
     async def Snapshot(self, request, context):
