@@ -14,8 +14,6 @@ import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
-
 from flotilla.backend.errors import BackendError
 from flotilla.etcd import errors
 from flotilla.etcd import server as server_module
