@@ -214,7 +214,7 @@ def run_member(config: EtcdConfig) -> int:
 
     failures: list[BaseException] = []
     try:
-        _run_loop(main())
+        asyncio.run(main())
     except* (WalError, SnapError, BackendError, OSError) as group:
         failures.extend(group.exceptions)  # e.g. a port in use, a disk error while running
     for error in failures:
@@ -225,11 +225,3 @@ def run_member(config: EtcdConfig) -> int:
         logging.getLogger("flotilla").handlers[0].flush()
     return 0
 
-
-def _run_loop(coroutine) -> None:
-    if os.environ.get("FLOTILLA_UVLOOP") == "1":
-        import uvloop
-
-        uvloop.run(coroutine)
-    else:
-        asyncio.run(coroutine)

@@ -23,7 +23,6 @@ log = logging.getLogger("flotilla.etcd")
 
 INVALID_WATCH_ID = -1  # a progress response belongs to no watch (clientv3.InvalidWatchID)
 MAX_QUEUED_RESPONSES = 1024
-PROGRESS_NOTIFY_INTERVAL_S = 600.0  # etcd's default --experimental-watch-progress-notify-interval
 _FILTERS = {
     rpc_pb2.WatchCreateRequest.NOPUT: EventType.PUT,
     rpc_pb2.WatchCreateRequest.NODELETE: EventType.DELETE,
@@ -161,7 +160,8 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
 
         async def progress() -> None:
             while True:
-                await asyncio.sleep(PROGRESS_NOTIFY_INTERVAL_S)
+                # --experimental-watch-progress-notify-interval (etcd's default: 10 minutes)
+                await asyncio.sleep(self.server.settings.watch_progress_notify_interval_s)
                 stream.send_progress()
 
         reader = asyncio.ensure_future(read_requests())
