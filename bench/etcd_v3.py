@@ -580,12 +580,44 @@ def compare(pool, etcd: MemberProcess, flotilla: MemberProcess, args) -> None:
             e = measure(pool, args.procs, etcd, workload, clients, args)
             f = measure(pool, args.procs, flotilla, workload, clients, args)
             print(format_row(workload, clients, e, f), flush=True)
+    if "range-serializable" in args.workloads:
+        measure_grpc_floor(pool, args)
     print(
         "\nratio = flotilla ops/s / etcd ops/s (goal >= 1.0x); "
         "p99 x = flotilla p99 / etcd p99 (goal <= 1.0x);"
         "\nclient CPU% = the load generator's own CPU over the window (100 = one core; the machine has "
         f"{os.cpu_count()})."
     )
+
+
+def measure_grpc_floor(pool, args) -> None:
+    """The same serializable-range load against a grpc.aio server whose handler does nothing: the most any
+    Python member on grpc.aio can serve on this machine with this client."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "grpc_echo_server.py"), str(port)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        proc.stdout.readline()
+        workload = next(w for w in WORKLOADS if w.slug == "range-serializable")
+        for clients in args.clients:
+            m = measure(pool, args.procs, _AtAddressOf(proc, f"127.0.0.1:{port}"), workload, clients, args)
+            print(
+                f"{'grpc.aio echo floor':<19} {clients:>7} |            {m.ops_per_s:8.0f}         "
+                f"(a handler that does nothing; p50/p99 {m.p50_ms:.2f}/{m.p99_ms:.2f} ms, "
+                f"server CPU {m.server_cpu_pct:.0f}%)",
+                flush=True,
+            )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class _AtAddressOf:
+    def __init__(self, proc: subprocess.Popen, address: str) -> None:
+        self.proc = proc
+        self.address = address
 
 
 def main(argv: list[str] | None = None) -> None:
