@@ -73,6 +73,7 @@ def _setup_logging(level: str) -> None:
 
 def settings_from_config(config: EtcdConfig) -> ServerSettings:
     """The server's settings from etcd's flags: member and cluster IDs computed as etcd computes them."""
+    _refuse_unsupported(config)
     token = config.bootstrap_token()
     cluster = config.initial_members() or {config.name: tuple(config.initial_advertise_peer_urls)}
     members = []
@@ -108,6 +109,35 @@ def settings_from_config(config: EtcdConfig) -> ServerSettings:
         lease_checkpoint_interval_s=config.experimental_lease_checkpoint_interval_s,
         watch_progress_notify_interval_s=config.experimental_watch_progress_notify_interval_s,
     )
+
+
+def _refuse_unsupported(config: EtcdConfig) -> None:
+    """Flags this member cannot honour yet stop it at start, saying so, rather than being ignored: a
+    member that quietly served plaintext on an https:// URL, or started a new cluster when told to join
+    one, would do harm."""
+    problems = []
+    urls = (*config.listen_client_urls, *config.advertise_client_urls)
+    if (
+        any(u.startswith("https") for u in urls)
+        or config.cert_file
+        or config.auto_tls
+        or config.client_cert_auth
+    ):
+        problems.append("client TLS (https:// client URLs, --cert-file, --auto-tls, --client-cert-auth)")
+    if config.discovery or config.discovery_srv:
+        problems.append("discovery bootstrap (--discovery, --discovery-srv)")
+    if config.proxy != "off":
+        problems.append(f"proxy mode (--proxy {config.proxy})")
+    if config.initial_cluster_state == "existing" and not config.is_member_initialized():
+        problems.append("joining an existing cluster (--initial-cluster-state existing)")
+    if config.enable_v2:
+        problems.append("the v2 API (--enable-v2)")
+    if problems:
+        raise SystemExit(
+            "flotilla etcd: not supported yet by this single-member store: "
+            + "; ".join(problems)
+            + ". Run without these flags, or use Debian's etcd for them for now."
+        )
 
 
 class MemberProcess:
@@ -224,4 +254,3 @@ def run_member(config: EtcdConfig) -> int:
     with contextlib.suppress(Exception):
         logging.getLogger("flotilla").handlers[0].flush()
     return 0
-
