@@ -152,31 +152,19 @@ class Applier:
 
     # --- writes (committed through raft) ----------------------------------------------------------
     def put(self, r: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
-        txn = self.store.write()
-        try:
-            resp = self._put(txn, r)
-        finally:
-            events = txn.end()
-        if events:
-            self._on_events(events)
-        resp.header.CopyFrom(self._header(self.store.revision))
-        return resp
+        return self._write(lambda txn: self._put(txn, r))
 
     def delete_range(self, r: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
-        txn = self.store.write()
-        try:
-            resp = self._delete_range(txn, r)
-        finally:
-            events = txn.end()
-        if events:
-            self._on_events(events)
-        resp.header.CopyFrom(self._header(self.store.revision))
-        return resp
+        return self._write(lambda txn: self._delete_range(txn, r))
 
     def txn(self, r: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        return self._write(lambda txn: self._txn(r, txn))
+
+    def _write(self, run):
+        """Run ``run(txn)`` in one write txn (one revision), publish its events, stamp the header."""
         txn = self.store.write()
         try:
-            resp = self._txn(r, txn)
+            resp = run(txn)
         finally:
             events = txn.end()
         if events:

@@ -28,15 +28,15 @@ from flotilla.backend import WriteBatch, open_backend
 from flotilla.backend.errors import BackendError
 from flotilla.etcd import errors
 from flotilla.etcd.api import raft_internal_pb2, rpc_pb2
-from flotilla.etcd.apply import Applier
+from flotilla.etcd.apply import Applier, is_txn_read_only
 from flotilla.etcd.raftnode import NoPeers, RaftNode, Transport
 from flotilla.etcd.storage import MemberStorage, member_paths
-from flotilla.mvcc import codec
 from flotilla.mvcc.lease import Lessor, NotPrimaryError, encode_lease, lease_key
 from flotilla.mvcc.store import KeyValueStore
 from flotilla.mvcc.watch import WatchHub
 from flotilla.raft import (
     NO_LEADER,
+    ConfChange,
     Config,
     ConfState,
     Entry,
@@ -60,6 +60,14 @@ _META_CLUSTER = b"cluster"
 SNAPSHOT_CATCH_UP_ENTRIES = 5000  # etcd keeps this many entries behind a snapshot for slow followers
 DEFAULT_QUOTA_BYTES = 2 * 1024**3
 ALARM_NOSPACE = rpc_pb2.NOSPACE
+# InternalRaftRequest field -> the Applier method that applies it, for requests with no extra checks.
+_APPLIER_METHODS = {
+    "delete_range": "delete_range",
+    "range": "range",
+    "compaction": "compact",
+    "lease_revoke": "lease_revoke",
+    "lease_checkpoint": "lease_checkpoint",
+}
 
 
 @dataclass(frozen=True)
@@ -381,32 +389,20 @@ class EtcdServer:
             self._check_space()
             return applier.put(request.put)
         if kind == "txn":
-            if self._nospace_alarm():
-                from flotilla.etcd.apply import is_txn_read_only
-
-                if not is_txn_read_only(request.txn):
-                    raise errors.no_space()
+            if self._nospace_alarm() and not is_txn_read_only(request.txn):
+                raise errors.no_space()
             return applier.txn(request.txn)
-        if kind == "delete_range":
-            return applier.delete_range(request.delete_range)
-        if kind == "range":
-            return applier.range(request.range)
-        if kind == "compaction":
-            return applier.compact(request.compaction)
         if kind == "lease_grant":
             self._check_space()
             return applier.lease_grant(request.lease_grant, now_s=time.monotonic())
-        if kind == "lease_revoke":
-            return applier.lease_revoke(request.lease_revoke)
-        if kind == "lease_checkpoint":
-            return applier.lease_checkpoint(request.lease_checkpoint)
         if kind == "alarm":
             return self._apply_alarm(request.alarm)
+        method = _APPLIER_METHODS.get(kind)
+        if method is not None:
+            return getattr(applier, method)(getattr(request, kind))
         raise errors.EtcdError(errors.grpc.StatusCode.UNIMPLEMENTED, f"etcdserver: unknown request {kind}")
 
     def _apply_conf_change(self, entry: Entry) -> None:
-        from flotilla.raft import ConfChange
-
         self.node.apply_conf_change(ConfChange.decode(entry.data))
 
     def on_read_state(self, read_state: ReadState) -> None:
@@ -536,8 +532,6 @@ class EtcdServer:
         return self.applier.range(r)
 
     async def txn(self, r: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
-        from flotilla.etcd.apply import is_txn_read_only
-
         if is_txn_read_only(r):
             if not all(op.request_range.serializable for op in (*r.success, *r.failure)) or not (
                 r.success or r.failure
@@ -723,7 +717,3 @@ class EtcdServer:
 
     def hash_kv(self, revision: int) -> tuple[int, int]:
         return self.store.hash_kv(revision)
-
-
-def revision_key_of(main: int) -> bytes:
-    return codec.revision_key(codec.Revision(main, 0))
