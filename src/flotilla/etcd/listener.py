@@ -104,7 +104,7 @@ class _Sniffer(asyncio.Protocol):
             client_side = _Relay()
             client_side.connection_made(transport)
             transport.set_protocol(client_side)
-            asyncio.ensure_future(self.listener._connect_grpc(client_side, buffered))
+            self.listener._spawn(self.listener._connect_grpc(client_side, buffered))
         else:
             protocol = _HalfCloseTolerant(self.listener.http_protocol_factory())
             transport.set_protocol(protocol)
@@ -124,12 +124,19 @@ class ClientListener:
         self.grpc_unix_path = grpc_unix_path
         self.http_protocol_factory = http_protocol_factory
         self._server: asyncio.Server | None = None
+        self._connecting: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _Sniffer(self), self.host, self.port, reuse_address=True
         )
+
+    def _spawn(self, coroutine) -> None:
+        # Protocol callbacks cannot await: the connect runs as a task the listener tracks and cancels.
+        task = asyncio.ensure_future(coroutine)
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
 
     async def _connect_grpc(self, client_side: _Relay, buffered: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -158,6 +165,8 @@ class ClientListener:
         client.resume_reading()
 
     async def close(self) -> None:
+        for task in list(self._connecting):
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
