@@ -111,16 +111,35 @@ def test_zeros_after_the_last_record_are_torn(tmp_path: Path) -> None:
 
 
 def test_a_half_written_record_before_zeros_is_torn(tmp_path: Path) -> None:
+    # A record spanning sectors: power failed after its first sector reached the disk, not the next ones
+    # (sector writes are atomic, so a torn record always has a whole zeroed sector-aligned piece).
+    directory = tmp_path / "wal"
+    with WAL.create(directory, b"meta") as wal:
+        wal.save(HardState(1, 1, 0), [Entry(1, 1, EntryType.NORMAL, b"a")])
+        start = last_segment(directory).stat().st_size
+        wal.save(None, [Entry(1, 2, EntryType.NORMAL, b"x" * 2000)])
+    path = last_segment(directory)
+    content = bytearray(path.read_bytes())
+    first_sector_end = (start // 512 + 1) * 512
+    content[first_sector_end:] = bytes(len(content) - first_sector_end)
+    path.write_bytes(content)
+    wal, contents = WAL.open(directory)
+    wal.close()
+    assert [e.index for e in contents.entries] == [1]
+    assert path.stat().st_size == start
+
+
+def test_a_damaged_last_record_without_a_zeroed_sector_is_corruption(tmp_path: Path) -> None:
+    # A bit flip in a record that was written whole (and possibly acknowledged): not a torn write, even
+    # at the very end of the log; dropping it could drop an acknowledged write.
     sizes = write_saves(tmp_path / "wal")
     path = last_segment(tmp_path / "wal")
     content = bytearray(path.read_bytes())
-    # The last save's header landed, the end of its payload did not, and the block was zero-extended.
-    content[sizes[2] + 12 :] = bytes(len(content) - sizes[2] - 12 + 512)
+    content[-3] ^= 0x01
     path.write_bytes(content)
-    wal, contents = WAL.open(tmp_path / "wal")
-    wal.close()
-    assert [e.index for e in contents.entries] == [1, 2, 3, 4]
-    assert path.stat().st_size == sizes[2]
+    with pytest.raises(WalCorruptError):
+        WAL.open(tmp_path / "wal")
+    assert len(sizes) == len(SAVES)
 
 
 def test_a_flipped_byte_in_an_earlier_record_is_corruption(tmp_path: Path) -> None:

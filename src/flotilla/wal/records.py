@@ -95,8 +95,8 @@ def decode_segment(path: str, data: bytes) -> SegmentRecords:
     """Decode every record of one segment's bytes.
 
     A bad record that runs past the end of the data, or whose bytes from its start to the end are all
-    zero, or that fails its CRC and is followed by nothing but zeros (or by nothing: it ends exactly at
-    the end), is reported as ``torn_at`` (decoding stops there). Any other bad record raises
+    zero, or that fails its CRC, has a zeroed sector-aligned piece and is followed by nothing but zeros
+    (or by nothing), is reported as ``torn_at`` (decoding stops there). Any other bad record raises
     ``WalCorruptError`` naming ``path`` and the offset.
     """
     view = memoryview(data)
@@ -124,7 +124,12 @@ def decode_segment(path: str, data: bytes) -> SegmentRecords:
         if crc32(view[offset + 4 : end]) != crc:
             # Torn: nothing but zeros (space the filesystem allocated but the write never filled) from
             # the record's start, or after its end: it was the last write and it did not complete.
-            if data.count(0, end) == size - end or data.count(0, offset) == size - offset:
+            # An interrupted write leaves whole sectors unwritten (sector writes are atomic); a record
+            # with no zeroed sector that fails its CRC was written and then damaged: corruption, even at
+            # the end (dropping it could drop an acknowledged write). etcd's rule, isTornEntry.
+            if data.count(0, offset) == size - offset or (
+                data.count(0, end) == size - end and _has_zeroed_sector(data, offset, end)
+            ):
                 return SegmentRecords(records, offset, "the last record fails its CRC")
             raise WalCorruptError(path, offset, "CRC mismatch in a record that is not the last one")
         if kind == entry_kind and length >= fixed:
@@ -137,6 +142,19 @@ def decode_segment(path: str, data: bytes) -> SegmentRecords:
             append(_decode_other(path, offset, kind, view[offset + head : end]))
         offset = end
     return SegmentRecords(records, None, "")
+
+
+SECTOR_BYTES = 512
+
+
+def _has_zeroed_sector(data: bytes, start: int, end: int) -> bool:
+    """True if some sector-aligned piece of ``data[start:end]`` is all zeros."""
+    while start < end:
+        piece_end = min(end, (start // SECTOR_BYTES + 1) * SECTOR_BYTES)
+        if data.count(0, start, piece_end) == piece_end - start:
+            return True
+        start = piece_end
+    return False
 
 
 def entry_offset(data: bytes, index: int) -> int:
