@@ -242,10 +242,9 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     @_etcd_errors
     async def Alarm(self, request, context):
-        server = self.server
-        if request.action == rpc_pb2.AlarmRequest.GET:
-            return server._apply_alarm(request)
-        return await server.propose("alarm", request)
+        # etcd 3.4 replicates every alarm request, a GET too (etcdctl's list and disarm): one raft entry
+        # each, so the raft index of both servers stays equal for equal histories.
+        return await self.server.propose("alarm", request)
 
     @_etcd_errors
     async def Status(self, request, context):
@@ -320,8 +319,12 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         server = self.server
         if not server.is_leader():
             raise errors.not_leader()
-        if request.targetID not in server.members or request.targetID == server.member_id:
+        if request.targetID not in server.members or server.members[request.targetID].is_learner:
             raise errors.bad_leader_transferee()
+        if request.targetID == server.member_id:
+            # etcd 3.4 waits until the transferee leads, which the leader already does: success, and
+            # its response carries no header.
+            return rpc_pb2.MoveLeaderResponse()
         raise errors.bad_leader_transferee()
 
 
