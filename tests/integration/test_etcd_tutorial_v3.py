@@ -30,6 +30,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 KINDS = ("flotilla", "etcd")
+LIVE_STREAMS: list[Stream] = []  # every etcdctl a test started, stopped after it even when it failed
+
+
+@pytest.fixture(autouse=True)
+def _stop_streams():
+    yield
+    while LIVE_STREAMS:
+        LIVE_STREAMS.pop().stop()
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +167,7 @@ class Stream:
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
         )  # fmt: skip
+        LIVE_STREAMS.append(self)
         self.out: list[str] = []
         self.err: list[str] = []
         self._threads = [
