@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,8 +53,6 @@ class _CapnslogFormatter(logging.Formatter):
     _LEVELS = {"DEBUG": "D", "INFO": "I", "WARNING": "W", "ERROR": "E", "CRITICAL": "C"}
 
     def format(self, record: logging.LogRecord) -> str:
-        from datetime import datetime
-
         when = datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S.%f")
         package = record.name.rsplit(".", 1)[-1]
         text = f"{when} {self._LEVELS.get(record.levelname, 'I')} | {package}: {record.getMessage()}"

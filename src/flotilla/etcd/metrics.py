@@ -48,10 +48,10 @@ class Metrics:
     def on_fsync(self, seconds: float) -> None:
         self.wal_fsync.observe(seconds)
 
-    def on_backend_commit(self, seconds: float, db_size: int, db_size_in_use: int) -> None:
+    def on_backend_commit(self, seconds: float) -> None:
         self.backend_commit.observe(seconds)
 
-    def on_leader(self, has_leader: bool, changes: int) -> None:
+    def on_leader(self, has_leader: bool) -> None:
         if has_leader:
             self.leader_changes.inc()
 

@@ -21,7 +21,7 @@ import random
 import struct
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from flotilla.backend import WriteBatch, open_backend
@@ -117,7 +117,6 @@ class ServerSettings:
     watch_progress_notify_interval_s: float = 600.0
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     seed: int | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def quota_bytes(self) -> int:
@@ -246,6 +245,9 @@ class EtcdServer:
             s.heartbeat_interval_ms / 1000,
             on_fsync=self._on_fsync,
         )
+        self._refresh_sizes()
+
+    def _refresh_sizes(self) -> None:
         self.db_size = self.backend.size_bytes()
         self.db_size_in_use = self.backend.size_in_use_bytes()
 
@@ -332,7 +334,7 @@ class EtcdServer:
         elif self.lessor.is_primary:
             self.lessor.demote()
         if self.metrics is not None:
-            self.metrics.on_leader(soft.leader_id != NO_LEADER, self.leader_changes)
+            self.metrics.on_leader(soft.leader_id != NO_LEADER)
 
     def on_ready_done(self) -> None:
         if not self._started.is_set() and self.raft.leader_id != NO_LEADER:
@@ -580,6 +582,8 @@ class EtcdServer:
                 fut = self._waiters.pop(request_id, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(errors.timeout())
+                    if self.metrics is not None:
+                        self.metrics.on_proposal_failed()
             if self._read_waiters or self._read_inflight:
                 self._retry_reads()
 
@@ -620,9 +624,9 @@ class EtcdServer:
     def _collect_batch(self) -> WriteBatch | None:
         changes = self.store.take_changes()
         lease_changes = self.lessor.take_changes()
-        if not changes and not lease_changes and self.applied_index == self.consistent_index:
-            if not self._alarms_dirty:
-                return None
+        nothing_new = self.applied_index == self.consistent_index and not self._alarms_dirty
+        if nothing_new and not changes and not lease_changes:
+            return None
         batch = WriteBatch()
         for key, record in changes:
             if record is None:
@@ -663,10 +667,9 @@ class EtcdServer:
                 self.stop()
                 raise BackendError(f"backend commit to {self.paths.backend} failed: {error}") from error
             self.consistent_index = max(self.consistent_index, applied)
-            self.db_size = self.backend.size_bytes()
-            self.db_size_in_use = self.backend.size_in_use_bytes()
+            self._refresh_sizes()
             if self.metrics is not None:
-                self.metrics.on_backend_commit(time.monotonic() - started, self.db_size, self.db_size_in_use)
+                self.metrics.on_backend_commit(time.monotonic() - started)
 
     async def _snapshot(self) -> None:
         """Snapshot at the applied index: make the backend durable there, write the snapshot file,
@@ -698,8 +701,7 @@ class EtcdServer:
         await self._commit_backend(sync=False)
         async with self._backend_lock:
             await asyncio.to_thread(self.backend.defragment)
-            self.db_size = self.backend.size_bytes()
-            self.db_size_in_use = self.backend.size_in_use_bytes()
+            self._refresh_sizes()
 
     async def copy_backend(self, target: Path) -> None:
         await self._commit_backend(sync=False)

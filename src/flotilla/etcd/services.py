@@ -103,12 +103,14 @@ def _write_intervals(ops) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
         elif kind == "request_delete_range":
             deletes.append((op.request_delete_range.key, op.request_delete_range.range_end))
         elif kind == "request_txn":
+            branch_puts = []
             for branch in (op.request_txn.success, op.request_txn.failure):
                 nested_puts, nested_deletes = _write_intervals(branch)
                 if puts & nested_puts:
                     raise errors.duplicate_key()
                 deletes.extend(nested_deletes)
-            puts |= _write_intervals(op.request_txn.success)[0] | _write_intervals(op.request_txn.failure)[0]
+                branch_puts.append(nested_puts)
+            puts |= branch_puts[0] | branch_puts[1]
     return puts, deletes
 
 
