@@ -198,8 +198,12 @@ def test_root_is_read_only() -> None:
         err = error_of(call, "/", **kwargs)
         assert err.to_json() == {"errorCode": 107, "message": "Root is read only", "cause": "/", "index": 1}
         assert err.status == 400
-    # compareAndDelete has no root check in etcd: the root is a directory.
-    assert error_of(store.compare_and_delete, "/", prev_value="x").code == ErrorCode.NOT_FILE
+    # compareAndDelete has no root check in etcd: the root is a directory, shown without a cause.
+    assert error_of(store.compare_and_delete, "/", prev_value="x").to_json() == {
+        "errorCode": 102,
+        "message": "Not a file",
+        "index": 1,
+    }
 
 
 def test_compare_and_swap_causes() -> None:
@@ -358,6 +362,7 @@ def test_stats_counters_as_etcd_counts_them() -> None:
     error_of(store.set, "/a", value="1")
     store.create("/c", value="1", now_ns=NOW)
     error_of(store.create, "/c", value="1")
+    error_of(store.create, "/k/y", value="1")  # 104 in create: a createFail and a setsFail
     store.update("/k", value="w", now_ns=NOW)
     error_of(store.update, "/nope", value="1")
     # etcd 3.4 counts these failures as successes (its early returns skip the error it counts).
@@ -380,13 +385,13 @@ def test_stats_counters_as_etcd_counts_them() -> None:
         "getsSuccess": 1,
         "getsFail": 1,
         "setsSuccess": 3,
-        "setsFail": 2,
+        "setsFail": 3,
         "deleteSuccess": 2,
         "deleteFail": 1,
         "updateSuccess": 3,
         "updateFail": 1,
         "createSuccess": 1,
-        "createFail": 1,
+        "createFail": 2,
         "compareAndSwapSuccess": 1,
         "compareAndSwapFail": 2,
         "compareAndDeleteSuccess": 2,

@@ -28,7 +28,8 @@ class StoreStats:
     The counts follow etcd 3.4 exactly, including its slips: a root-read-only update, delete or
     compareAndSwap, an update of a directory with a value, and a compareAndDelete that fails on a
     directory or a comparison all count as successes there (those paths return without setting the
-    error the counting looks at), so they do here.
+    error the counting looks at), so they do here; and a create that finds a file in the way of its
+    parent directories counts a failed set besides its failed create.
     """
 
     def __init__(self) -> None:

@@ -232,7 +232,9 @@ class V2Store:
             path = clean_path(path)
             node = self._internal_get(path)
             if node.is_dir:
-                raise _slip(V2Error(ErrorCode.NOT_FILE, path, self.index))
+                # etcd's user keys live under /1 and its HTTP layer strips that prefix from causes, so
+                # the root's own path shows as no cause at all.
+                raise _slip(V2Error(ErrorCode.NOT_FILE, "" if path == "/" else path, self.index))
             cause = node.compare(prev_value, prev_index)
             if cause is not None:
                 raise _slip(V2Error(ErrorCode.TEST_FAILED, cause, self.index))
@@ -372,7 +374,13 @@ class V2Store:
         if expire_ns is not None and expire_ns < _MIN_EXPIRE_NS:
             expire_ns = None
         parent_path, name = split_path(path)
-        parent = self._make_dirs(parent_path, next_index)
+        try:
+            parent = self._make_dirs(parent_path, next_index)
+        except V2Error:
+            # etcd counts a file in the way as a failed set as well, whatever the operation (so a create
+            # that fails here counts twice); set itself never gets here, its lookup fails first.
+            self.stats.sets_fail += 1
+            raise
         assert parent.children is not None
         prev_node = None
         existing = parent.children.get(name)
