@@ -1,0 +1,581 @@
+"""etcd v2 keys API throughput, latency and watch fan-out: Flotilla and Debian's etcd 3.4 side by side in
+one run, with ratios.
+
+Both servers run as single members with ``--enable-v2=true`` on free loopback ports, each in its own data
+directory (the real disk, fsync on). For each workload and worker count the same load runs against etcd,
+then against Flotilla:
+
+- ``put``: ``PUT /v2/keys/bench/k<i>`` with ``value=<100 bytes>`` form-encoded, keys spread over 10,000;
+- ``get``: ``GET /v2/keys/bench/k<i>`` of one of 1,000 prefilled keys (served from the member's tree);
+- ``get quorum``: the same with ``?quorum=true`` (through raft).
+
+The load generator is ``etcd_v3.py``'s, over HTTP/1.1: ``--procs`` spawned client processes each run an
+asyncio loop with one aiohttp keep-alive session and their share of the ``--workers`` concurrent requests
+(a worker sends its next request as soon as the previous answer arrives). The table shows the CPU the
+client processes took next to each server's, so a client-bound row is visible.
+
+Watch fan-out: ``--watchers`` (1,000) long-poll watchers (``GET ?wait=true&waitIndex=N`` on one key,
+each on its own connection) spread over ``--watch-procs`` client processes. Once every watcher has its
+response headers (both servers flush them at once), this process PUTs the key; each watcher's latency is
+from the PUT's send to the arrival of its whole event (CLOCK_MONOTONIC, shared by the processes). The
+watchers re-arm and this repeats ``--watch-rounds`` times. Goal: p99 < 50 ms.
+
+After the tables, the Flotilla member is profiled under the put load (py-spy, or ``--profiler
+cprofile``), with ``etcd_v3.py``'s summaries.
+
+    .venv/bin/python bench/etcd_v2.py                        # ~2.5 minutes
+    .venv/bin/python bench/etcd_v2.py --duration 3 --workers 16 --workloads put --watch-rounds 2
+    .venv/bin/python bench/etcd_v2.py --second etcd          # etcd on both sides (debugging the bench)
+
+The goal (the issue): Flotilla >= 1.0x etcd's throughput at <= 1.0x its p99, single member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from etcd_v3 import (  # noqa: E402
+    HEADER,
+    REQUEST_TIMEOUT_S,
+    START_DELAY_S,
+    VALUE,
+    CProfiledMember,
+    LoadResult,
+    Measurement,
+    _percentile,
+    _pyspy,
+    _Recorder,
+    _sleep_until,
+    format_row,
+    print_thread_cpu,
+    process_cpu_s,
+    summarize_pyspy,
+    thread_cpu_s,
+)
+from processes import MemberProcess, free_port, real_etcd_available, start_member  # noqa: E402
+
+ENABLE_V2 = "--enable-v2=true"
+PUT_KEYS = 10_000
+GET_KEYS = 1_000
+PREFILL_CONCURRENCY = 32
+PUT_BODY = b"value=" + VALUE  # 100 ASCII letters: form-encoded as they are
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+WATCH_KEY = "bench/watched"
+WATCH_TIMEOUT_S = 15.0
+FANOUT_GOAL_P99_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    op: str  # "put" or "get"
+    quorum: bool = False
+
+    @property
+    def slug(self) -> str:
+        return self.name.replace(" ", "-")
+
+
+WORKLOADS = (Workload("put", "put"), Workload("get", "get"), Workload("get quorum", "get", quorum=True))
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What one client process runs: ``workers`` concurrent requests from ``start_at`` (wall clock) for
+    ``warmup_s`` unmeasured then ``duration_s`` measured seconds."""
+
+    address: str
+    workload: Workload
+    workers: int
+    start_at: float
+    warmup_s: float
+    duration_s: float
+    first_key: int
+
+
+def monotonic() -> float:
+    """A clock every process on the machine shares (perf_counter's reference point is unspecified)."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+# --- the load generator (runs in client processes) -----------------------------------------------------
+
+
+def _urls(spec: LoadSpec) -> list:
+    from yarl import URL
+
+    base = f"http://{spec.address}/v2/keys/bench/k"
+    n = PUT_KEYS if spec.workload.op == "put" else GET_KEYS
+    query = "?quorum=true" if spec.workload.quorum else ""
+    # Parsed once here: aiohttp would parse a string URL on every request, on the client's CPU.
+    return [URL(f"{base}{(spec.first_key + i) % n}{query}", encoded=True) for i in range(n)]
+
+
+async def _http_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
+    import aiohttp
+
+    urls = _urls(spec)
+    put = spec.workload.op == "put"
+    connector = aiohttp.TCPConnector(limit=spec.workers, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def worker(i: int) -> None:
+            n, k = len(urls), i * 7919
+            await _sleep_until(spec.start_at)
+            while (started := time.perf_counter()) < stop_at:
+                try:
+                    if put:
+                        request = session.put(urls[k % n], data=PUT_BODY, headers=FORM_HEADERS)
+                    else:
+                        request = session.get(urls[k % n])
+                    async with request as response:
+                        body = await response.read()
+                        if response.status not in (200, 201):
+                            rec.error(RuntimeError(f"HTTP {response.status}: {body[:200]!r}"))
+                except (TimeoutError, aiohttp.ClientError) as error:
+                    rec.error(error)
+                rec.record(started, time.perf_counter())
+                k += 1
+
+        await asyncio.gather(*(worker(i) for i in range(spec.workers)))
+
+
+async def _run_load(spec: LoadSpec) -> LoadResult:
+    # The spec's times are wall clock (shared by all processes); perf_counter is what we measure with.
+    offset = time.perf_counter() - time.time()
+    start = spec.start_at + offset
+    measure_from = start + spec.warmup_s
+    stop_at = measure_from + spec.duration_s
+    rec = _Recorder(measure_from, stop_at)
+    spec = LoadSpec(**{**spec.__dict__, "start_at": start})
+    task = asyncio.ensure_future(_http_load(spec, rec, stop_at))
+    await _sleep_until(measure_from)
+    cpu_from = time.process_time()
+    await _sleep_until(stop_at)
+    cpu_s = time.process_time() - cpu_from
+    try:
+        await task
+    except Exception as error:  # e.g. no connection: reported in the table, not a crash of the run
+        rec.error(error)
+    return LoadResult(len(rec.latencies), rec.errors, cpu_s, rec.latencies, rec.first_error)
+
+
+def run_load_process(spec: LoadSpec) -> LoadResult:
+    """Entry point of a client process (picklable for multiprocessing)."""
+    return asyncio.run(_run_load(spec))
+
+
+def measure(pool, procs: int, member, workload: Workload, workers: int, args) -> Measurement:
+    """Runs one workload against one member with ``workers`` requests in flight, split over the pool."""
+    start_at = time.time() + START_DELAY_S
+    specs = []
+    for p in range(procs):
+        share = workers // procs + (1 if p < workers % procs else 0)
+        if share:
+            specs.append(
+                LoadSpec(member.address, workload, share, start_at, args.warmup, args.duration, p * 997)
+            )
+    pending = pool.map_async(run_load_process, specs)
+    time.sleep(max(0.0, start_at + args.warmup - time.time()))
+    cpu_from = process_cpu_s(member.proc.pid)
+    time.sleep(max(0.0, start_at + args.warmup + args.duration - time.time()))
+    server_cpu_s = process_cpu_s(member.proc.pid) - cpu_from
+    results: list[LoadResult] = pending.get(timeout=args.warmup + args.duration + 60)
+    latencies = sorted(x for r in results for x in r.latencies_s)
+    return Measurement(
+        ops_per_s=len(latencies) / args.duration,
+        p50_ms=_percentile(latencies, 0.50) * 1000,
+        p99_ms=_percentile(latencies, 0.99) * 1000,
+        errors=sum(r.errors for r in results),
+        client_cpu_pct=100 * sum(r.client_cpu_s for r in results) / args.duration,
+        server_cpu_pct=100 * server_cpu_s / args.duration,
+        first_error=next((r.first_error for r in results if r.first_error), ""),
+    )
+
+
+async def _prefill(address: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as session:
+
+        async def put_range(first: int) -> None:
+            for i in range(first, GET_KEYS, PREFILL_CONCURRENCY):
+                url = f"http://{address}/v2/keys/bench/k{i}"
+                async with session.put(url, data=PUT_BODY, headers=FORM_HEADERS) as response:
+                    body = await response.read()
+                    if response.status not in (200, 201):
+                        raise RuntimeError(f"prefill PUT {url}: HTTP {response.status} {body[:200]!r}")
+
+        await asyncio.gather(*(put_range(first) for first in range(PREFILL_CONCURRENCY)))
+
+
+def prefill_gets(member) -> None:
+    """Puts the GET_KEYS keys the get workloads read."""
+    asyncio.run(_prefill(member.address))
+
+
+# --- watch fan-out -------------------------------------------------------------------------------------
+
+
+async def _arm_and_collect(conn, session, url_base: str, watchers: int, wait_index: int) -> None:
+    """One round in a watch client process: ``watchers`` long polls from ``wait_index``; reports
+    ("armed", n) once every one has its response headers (or after WATCH_TIMEOUT_S), then
+    ("done", arrival times, errors, first error) once every event arrived (or timed out)."""
+    url = f"{url_base}?wait=true&waitIndex={wait_index}"
+    armed = 0
+    all_armed = asyncio.Event()
+    arrivals = array("d")
+    failures: list[str] = []
+
+    async def watcher() -> None:
+        nonlocal armed
+        try:
+            async with session.get(url) as response:
+                armed += 1
+                if armed == watchers:
+                    all_armed.set()
+                body = await response.read()
+                arrived = monotonic()
+                if response.status != 200:
+                    failures.append(f"HTTP {response.status}: {body[:200]!r}")
+                elif (index := json.loads(body)["node"]["modifiedIndex"]) != wait_index:
+                    failures.append(f"event of index {index}, expected {wait_index}")
+                else:
+                    arrivals.append(arrived)
+        except Exception as error:  # a lost watcher is a figure of the table, not a crash
+            failures.append(f"{type(error).__name__}: {error}"[:300])
+            if armed < watchers:
+                armed += 1  # counted so that the round is not held up by a watcher that cannot arm
+                if armed == watchers:
+                    all_armed.set()
+
+    tasks = [asyncio.ensure_future(watcher()) for _ in range(watchers)]
+    try:
+        await asyncio.wait_for(all_armed.wait(), WATCH_TIMEOUT_S)
+    except TimeoutError:
+        pass
+    conn.send(("armed", armed - len(failures)))
+    _, late = await asyncio.wait(tasks, timeout=WATCH_TIMEOUT_S)
+    for task in late:
+        task.cancel()
+    if late:
+        failures.append(f"{len(late)} event(s) not received within {WATCH_TIMEOUT_S:g} s")
+    await asyncio.gather(*late, return_exceptions=True)
+    conn.send(("done", arrivals, len(failures), failures[0] if failures else ""))
+
+
+async def _watch_client(conn, address: str, watchers: int) -> None:
+    import aiohttp
+
+    # One connection per watcher (a long poll holds its HTTP/1.1 connection); kept alive across rounds.
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT_S)
+    url_base = f"http://{address}/v2/keys/{WATCH_KEY}"
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        while True:
+            command = conn.recv()  # blocks the loop on purpose: no watcher is running between rounds
+            if command[0] == "stop":
+                return
+            await _arm_and_collect(conn, session, url_base, watchers, command[1])
+
+
+def run_watch_process(conn, address: str, watchers: int) -> None:
+    """Entry point of a watch client process: rounds on command ("arm", wait_index) until ("stop",)."""
+    asyncio.run(_watch_client(conn, address, watchers))
+
+
+@dataclass
+class FanoutResult:
+    latencies_ms: list[float]
+    expected: int
+    armed: int
+    errors: int
+    first_error: str
+    round_max_ms: list[float]
+
+
+def _v2_request(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None):
+    headers = FORM_HEADERS if body is not None else {}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    if response.status not in (200, 201):
+        raise RuntimeError(f"{method} {path}: HTTP {response.status} {data[:200]!r}")
+    return response, data
+
+
+def measure_fanout(context, member, args) -> FanoutResult:
+    """``args.watch_rounds`` rounds of: every watcher armed, one PUT, every event's latency from its send."""
+    procs = max(1, min(args.watch_procs, args.watchers))
+    shares = [args.watchers // procs + (1 if p < args.watchers % procs else 0) for p in range(procs)]
+    pipes, clients = [], []
+    host, port = member.address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=REQUEST_TIMEOUT_S)
+    result = FanoutResult([], 0, 0, 0, "", [])
+    try:
+        for share in shares:
+            ours, theirs = context.Pipe()
+            client = context.Process(target=run_watch_process, args=(theirs, member.address, share))
+            client.start()
+            pipes.append(ours)
+            clients.append(client)
+        path = f"/v2/keys/{WATCH_KEY}"
+        response, _ = _v2_request(connection, "PUT", path, b"value=0")
+        index = int(response.getheader("X-Etcd-Index"))
+        for round_no in range(1, args.watch_rounds + 1):
+            for pipe in pipes:
+                pipe.send(("arm", index + 1))
+            result.armed += sum(_receive(pipe, "armed")[1] for pipe in pipes)
+            result.expected += args.watchers
+            time.sleep(0.05)  # headers are out; let the server's side settle before the event
+            sent = monotonic()
+            response, _ = _v2_request(connection, "PUT", path, b"value=%d" % round_no)
+            index = int(response.getheader("X-Etcd-Index"))
+            round_ms = []
+            for pipe in pipes:
+                _, arrivals, errors, first_error = _receive(pipe, "done")
+                round_ms.extend(1000 * (t - sent) for t in arrivals)
+                result.errors += errors
+                result.first_error = result.first_error or first_error
+            result.latencies_ms.extend(round_ms)
+            result.round_max_ms.append(max(round_ms, default=float("nan")))
+        for pipe in pipes:
+            pipe.send(("stop",))
+    finally:
+        connection.close()
+        for client in clients:
+            client.join(10)
+            if client.is_alive():
+                client.kill()
+                client.join()
+    return result
+
+
+def _receive(pipe, kind: str):
+    if not pipe.poll(2 * WATCH_TIMEOUT_S + 5):
+        raise RuntimeError(f"a watch client process sent no {kind!r} report")
+    message = pipe.recv()
+    assert message[0] == kind, message
+    return message
+
+
+FANOUT_HEADER = (
+    f"{'server':<9} {'watchers':>8} {'rounds':>6} | {'armed':>6} {'events':>6} {'errors':>6} | "
+    f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} | {'max per round (ms)':<32} | "
+    f"goal p99 < {FANOUT_GOAL_P99_MS:g} ms"
+)
+
+
+def format_fanout(name: str, result: FanoutResult, args) -> str:
+    ordered = sorted(result.latencies_ms)
+    p99 = _percentile(ordered, 0.99)
+    complete = len(ordered) == result.expected and not result.errors
+    goal = "met" if complete and p99 < FANOUT_GOAL_P99_MS else "not met"
+    rounds = " ".join(f"{m:.0f}" for m in result.round_max_ms)
+    error = f"  {result.first_error}" if result.first_error else ""
+    return (
+        f"{name:<9} {args.watchers:>8} {args.watch_rounds:>6} | {result.armed:>6} {len(ordered):>6} "
+        f"{result.errors:>6} | {_percentile(ordered, 0.5):>7.1f} {p99:>7.1f} "
+        f"{max(ordered, default=float('nan')):>7.1f} | "
+        f"{rounds:<32} | {goal}{error}"
+    )
+
+
+# --- profiling the Flotilla member (etcd_v3.py's summaries) --------------------------------------------
+
+
+def profile_with_pyspy(pool, member, workload: Workload, workers: int, args, tmp: Path) -> None:
+    raw = tmp / "pyspy.txt"
+    seconds = args.warmup + args.duration + START_DELAY_S
+    spy = subprocess.Popen(
+        [_pyspy(), "record", "--pid", str(member.proc.pid), "--rate", "200", "--duration", str(int(seconds)),
+         "--format", "raw", "--nolineno", "--threads", "--output", str(raw), *args.pyspy_flags.split()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        threads_before = thread_cpu_s(member.proc.pid)
+        m = measure(pool, args.procs, member, workload, workers, args)
+        threads_after = thread_cpu_s(member.proc.pid)
+        _, err = spy.communicate(timeout=30)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
+    print(f"under py-spy: {m.ops_per_s:.0f} ops/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms")
+    print_thread_cpu(threads_before, threads_after, args.warmup + args.duration)
+    if not raw.exists():
+        print(f"py-spy wrote no profile: {err.strip()[-500:]}")
+        return
+    summarize_pyspy(raw, args.top)
+
+
+def profile_with_cprofile(pool, workload: Workload, workers: int, args, tmp: Path) -> None:
+    import pstats
+
+    member = CProfiledMember("flotilla", tmp / "cprofiled", free_port(), free_port(), [ENABLE_V2])
+    member.profile_path = tmp / "flotilla.prof"
+    member.start()
+    try:
+        threads_before = thread_cpu_s(member.proc.pid)
+        m = measure(pool, args.procs, member, workload, workers, args)
+        threads_after = thread_cpu_s(member.proc.pid)
+    finally:
+        member.stop(timeout_s=60)
+    print(f"under cProfile: {m.ops_per_s:.0f} ops/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms")
+    print_thread_cpu(threads_before, threads_after, args.warmup + args.duration)
+    if not member.profile_path.exists():
+        print("cProfile wrote no profile (did the member exit on SIGTERM?)")
+        return
+    stats = pstats.Stats(str(member.profile_path))
+    stats.strip_dirs()
+    print(f"\ntop {args.top} functions by tottime (main thread only; includes start-up)")
+    stats.sort_stats("tottime").print_stats(args.top)
+    print(f"\ntop {args.top} functions by cumulative time after the trunk (main thread only)")
+    stats.sort_stats("cumulative").print_stats(args.top + 20)
+
+
+def run_profile(pool, flotilla: MemberProcess | None, args, tmp: Path) -> None:
+    workload = WORKLOADS[0]
+    profiler = args.profiler
+    if profiler == "auto":
+        profiler = "py-spy" if _pyspy() else "cprofile"
+    print(
+        f"\n=== profile of the Flotilla member: {workload.name}, {args.profile_workers} workers, "
+        f"{profiler} ==="
+    )
+    if profiler == "py-spy" and flotilla is not None:
+        profile_with_pyspy(pool, flotilla, workload, args.profile_workers, args, tmp)
+    else:
+        profile_with_cprofile(pool, workload, args.profile_workers, args, tmp)
+
+
+# --- main ----------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=3.0, help="measured seconds per run (default 3)")
+    p.add_argument("--repeat", type=int, default=2, help="runs per row and server, best kept (default 2)")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run (default 1)")
+    p.add_argument("--workers", type=int, nargs="+", default=[16, 64], help="concurrent requests (16 64)")
+    p.add_argument("--procs", type=int, default=1, help="client processes sharing the load (default 1)")
+    p.add_argument(
+        "--workloads", nargs="+", choices=[w.slug for w in WORKLOADS], default=[w.slug for w in WORKLOADS]
+    )
+    p.add_argument("--watchers", type=int, default=1000, help="long-poll watchers of the fan-out (1000)")
+    p.add_argument("--watch-procs", type=int, default=4, help="client processes of the watchers (4)")
+    p.add_argument("--watch-rounds", type=int, default=5, help="PUTs the watchers wait for (5; 0 skips)")
+    p.add_argument(
+        "--second", choices=["flotilla", "etcd"], default="flotilla",
+        help="the server compared with etcd ('etcd': the bench against itself, to judge the bench)",
+    )  # fmt: skip
+    p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile", "none"], default="auto")
+    p.add_argument("--profile-workers", type=int, default=64, help="workers of the profiled put load (64)")
+    p.add_argument("--pyspy-flags", default="--gil", help="extra py-spy record flags (default --gil)")
+    p.add_argument("--profile-only", action="store_true", help="skip the comparison, only profile")
+    p.add_argument("--top", type=int, default=25, help="functions listed per profile table (default 25)")
+    p.add_argument("--dir", type=Path, default=None, help="where the data directories go (a temp dir)")
+    return p.parse_args(argv)
+
+
+def compare(pool, etcd: MemberProcess, second: MemberProcess, args) -> None:
+    print(
+        f"{args.duration:g} s per run after {args.warmup:g} s warm-up; {args.procs} client process(es); "
+        f"v2 keys API over HTTP/1.1 keep-alive; 100-byte values; single members, fsync on; "
+        f"'{args.second}' in the flotilla columns\n"
+    )
+    header = HEADER.replace("clients |", "workers |", 1)
+    print(header)
+    print("-" * len(header))
+    for workload in WORKLOADS:
+        if workload.slug not in args.workloads:
+            continue
+        for workers in args.workers:
+            runs: tuple[list[Measurement], list[Measurement]] = ([], [])
+            for _ in range(args.repeat):  # alternated, so a disturbance of the machine hits both servers
+                runs[0].append(measure(pool, args.procs, etcd, workload, workers, args))
+                runs[1].append(measure(pool, args.procs, second, workload, workers, args))
+            e, f = (max(r, key=lambda m: m.ops_per_s) for r in runs)
+            spread = ""
+            if args.repeat > 1:
+                spread = "  runs e {} f {}".format(*(" ".join(f"{m.ops_per_s:.0f}" for m in r) for r in runs))
+            print(format_row(workload, workers, e, f) + spread, flush=True)
+    print(
+        "\nratio = flotilla ops/s / etcd ops/s (goal >= 1.0x); "
+        "p99 x = flotilla p99 / etcd p99 (goal <= 1.0x);"
+        f"\neach row: the best of {args.repeat} alternated run(s) per server (runs: every run's ops/s);"
+        "\nclient CPU% = the load generator's own CPU over the window (100 = one core; the machine has "
+        f"{os.cpu_count()})."
+    )
+
+
+def compare_fanout(context, etcd: MemberProcess, second: MemberProcess, args) -> None:
+    print(
+        f"\n=== watch fan-out: {args.watchers} long polls on one key over {args.watch_procs} client "
+        f"processes, one PUT per round; latency from the PUT's send to each event's arrival ==="
+    )
+    print(FANOUT_HEADER)
+    print("-" * len(FANOUT_HEADER))
+    results = []
+    for name, member in (("etcd", etcd), (args.second, second)):
+        results.append(measure_fanout(context, member, args))
+        print(format_fanout(name, results[-1], args), flush=True)
+    e, f = (_percentile(sorted(r.latencies_ms), 0.99) for r in results)
+    print(f"p99 x = {args.second} p99 / etcd p99 = {f / e if e else float('nan'):.2f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not args.profile_only and not real_etcd_available():
+        sys.exit("Debian's etcd is not installed (/usr/bin/etcd): apt-get install etcd-server etcd-client")
+    tmp = Path(tempfile.mkdtemp(prefix="flotilla-bench-v2-", dir=args.dir))
+    members: list[MemberProcess] = []
+    # spawn, not fork: client processes must not inherit this process's threads.
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(args.procs)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up on SIGTERM too
+    try:
+        flotilla = None
+        if not args.profile_only:
+            members.append(start_member("etcd", tmp, ENABLE_V2))
+            members.append(second := start_member(args.second, tmp, ENABLE_V2))
+            flotilla = second if args.second == "flotilla" else None
+            if any(w.startswith("get") for w in args.workloads):
+                for member in members:
+                    prefill_gets(member)
+            compare(pool, members[0], second, args)
+            if args.watch_rounds > 0:
+                compare_fanout(context, members[0], second, args)
+        elif args.profiler in ("auto", "py-spy") and _pyspy():
+            members.append(flotilla := start_member("flotilla", tmp, ENABLE_V2))
+        if args.profiler != "none" and (flotilla is not None or args.profile_only):
+            run_profile(pool, flotilla, args, tmp)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        pool.terminate()
+        pool.join()
+        for member in members:
+            member.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
