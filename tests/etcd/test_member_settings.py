@@ -31,7 +31,6 @@ def test_default_member_has_etcds_ids(tmp_path):
         (["--discovery", "https://discovery.etcd.io/abc"], "discovery"),
         (["--proxy", "on"], "proxy mode"),
         (["--initial-cluster-state", "existing"], "joining an existing cluster"),
-        (["--enable-v2"], "the v2 API"),
     ],
 )  # fmt: skip
 def test_unsupported_flags_stop_the_member_saying_why(tmp_path, flags, named):

@@ -171,6 +171,7 @@ class EtcdConfig:
     experimental_enable_lease_checkpoint: bool = False
     experimental_enable_lease_checkpoint_persist: bool = False
     experimental_lease_checkpoint_interval_s: float = 15.0
+    v2_history_size: int = 1000
     experimental_compaction_batch_limit: int = 1000
     experimental_peer_skip_client_san_verification: bool = False
     experimental_watch_progress_notify_interval_s: float = 600.0
@@ -594,6 +595,8 @@ _FLAGS: tuple[_Flag, ...] = (
     _d("experimental-lease-checkpoint-interval", "experimental_lease_checkpoint_interval_s", "15s",
        "How often the leader checkpoints remaining lease TTLs (etcd 3.5's flag; Flotilla always checkpoints, "
        "so a leader change or restart extends a lease by at most this much).", _E),
+    _u("v2-history-size", "v2_history_size", "1000",
+       "How many v2 events a watch with waitIndex can reach back (Flotilla's flag; etcd keeps 1000).", _E),
     _u("experimental-compaction-batch-limit", "experimental_compaction_batch_limit", "1000",
        "The maximum revisions deleted in each compaction batch.", _E, signed=True),
     _b("experimental-peer-skip-client-san-verification", "experimental_peer_skip_client_san_verification",

@@ -43,6 +43,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from flotilla.etcd.api import rpc_pb2
+from flotilla.etcd.gofmt import go_json
 
 __all__ = ["HTTP_STATUS", "ROUTES", "GatewayAbort", "GatewayContext", "Route", "add_gateway_routes"]
 
@@ -309,7 +310,7 @@ async def _unary(request: web.Request, route: Route, method, max_message_bytes: 
         return _error_response(*_status_of_exception(error, context))
     if context.code() not in (None, grpc.StatusCode.OK):
         return _error_response(context.code(), context.details())
-    return web.Response(body=_dumps(_to_dict(response)).encode(), headers=_OK_HEADERS)
+    return web.Response(body=go_json(_to_dict(response)).encode(), headers=_OK_HEADERS)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
@@ -438,7 +439,7 @@ class _StreamSender:
 
     async def send(self, message: Message) -> None:
         response = self._response or await self._start(200)
-        await response.write(_dumps({"result": _to_dict(message)}).encode() + b"\n")
+        await response.write(go_json({"result": _to_dict(message)}).encode() + b"\n")
 
     async def send_error(self, code: grpc.StatusCode, details: str) -> None:
         http_code = HTTP_STATUS.get(code, 500)
@@ -452,7 +453,7 @@ class _StreamSender:
             }
         }
         # grpc-gateway writes no delimiter after the error chunk.
-        await response.write(_dumps(chunk).encode())
+        await response.write(go_json(chunk).encode())
 
     async def finish(self) -> web.StreamResponse:
         response = self._response or await self._start(200)
@@ -923,20 +924,11 @@ def _to_dict(message: Message) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _dumps(value: Any) -> str:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    # Go's encoding/json escapes these for HTML safety; they only occur inside strings.
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                         ("\u2029", "\\u2029")):  # fmt: skip
-        text = text.replace(raw, escaped)
-    return text
-
-
 def _error_response(code: grpc.StatusCode, details: str) -> web.Response:
     body = {"error": details, "message": details, "code": code.value[0]}
     return web.Response(
         status=HTTP_STATUS.get(code, 500),
-        body=_dumps(body).encode(),
+        body=go_json(body).encode(),
         headers={"Content-Type": "application/json"},
     )
 

@@ -1,5 +1,5 @@
-"""The member's HTTP/1 side on the client port: ``/version``, ``/health``, ``/metrics`` and the v3 JSON
-gateway (``/v3/...`` and ``/v3beta/...``)."""
+"""The member's HTTP/1 side on the client port: ``/version``, ``/health``, ``/metrics``, the v3 JSON
+gateway (``/v3/...`` and ``/v3beta/...``) and, with ``--enable-v2``, the v2 API (``/v2/...``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,24 @@ from flotilla.etcd import errors
 from flotilla.etcd.gateway import add_gateway_routes
 from flotilla.etcd.server import EtcdServer
 from flotilla.etcd.services import version_info
+from flotilla.etcd.v2http import add_v2_routes, cors_and_clean_path_middleware
 
 __all__ = ["make_http_app"]
 
 
-def make_http_app(server: EtcdServer, servicers: dict[str, object], metrics) -> web.Application:
-    app = web.Application(client_max_size=server.settings.max_request_bytes + 512 * 1024)
+def make_http_app(
+    server: EtcdServer,
+    servicers: dict[str, object],
+    metrics,
+    *,
+    enable_v2: bool = False,
+    cors_origins: tuple[str, ...] = ("*",),
+) -> web.Application:
+    middleware = cors_and_clean_path_middleware(cors_origins)
+    app = web.Application(
+        client_max_size=server.settings.max_request_bytes + 512 * 1024, middlewares=[middleware]
+    )
+    app.on_response_prepare.append(middleware.on_prepare)
 
     async def version(request: web.Request) -> web.Response:
         info = version_info()
@@ -41,4 +53,6 @@ def make_http_app(server: EtcdServer, servicers: dict[str, object], metrics) -> 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_handler)
     add_gateway_routes(app, servicers)
+    if enable_v2:
+        add_v2_routes(app, server)
     return app

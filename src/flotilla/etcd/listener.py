@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import weakref
 from collections.abc import Callable
 
-__all__ = ["ClientListener"]
+__all__ = ["client_gone", "ClientListener"]
 
 log = logging.getLogger("flotilla.etcd")
 
@@ -57,6 +58,19 @@ class _Relay(asyncio.Protocol):
             self.peer.resume_reading()
 
 
+_CLIENT_GONE: weakref.WeakKeyDictionary[asyncio.BaseTransport, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+def client_gone(transport: asyncio.BaseTransport | None) -> asyncio.Event:
+    """Set once the HTTP client on ``transport`` has stopped sending (EOF) or disconnected: what Go's
+    CloseNotify reports. A long-lived response (a v2 watch) ends on it; a plain request still answers."""
+    if transport is None:
+        gone = asyncio.Event()
+        gone.set()
+        return gone
+    return _CLIENT_GONE.setdefault(transport, asyncio.Event())
+
+
 class _HalfCloseTolerant(asyncio.Protocol):
     """Wraps aiohttp's HTTP/1 protocol so a client that half-closes after its request (``curl`` with a
     shut-down write side, ``nc -q``) still gets the response, as etcd's Go server answers it: aiohttp
@@ -64,8 +78,10 @@ class _HalfCloseTolerant(asyncio.Protocol):
 
     def __init__(self, inner: asyncio.Protocol) -> None:
         self.inner = inner
+        self.transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport) -> None:
+        self.transport = transport
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -73,9 +89,11 @@ class _HalfCloseTolerant(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.inner.eof_received()
+        client_gone(self.transport).set()
         return True
 
     def connection_lost(self, exc) -> None:
+        client_gone(self.transport).set()
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:

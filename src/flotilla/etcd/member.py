@@ -107,6 +107,7 @@ def settings_from_config(config: EtcdConfig) -> ServerSettings:
         max_txn_ops=config.max_txn_ops,
         lease_checkpoint_interval_s=config.experimental_lease_checkpoint_interval_s,
         watch_progress_notify_interval_s=config.experimental_watch_progress_notify_interval_s,
+        v2_history_size=max(1, config.v2_history_size),
     )
 
 
@@ -129,8 +130,6 @@ def _refuse_unsupported(config: EtcdConfig) -> None:
         problems.append(f"proxy mode (--proxy {config.proxy})")
     if config.initial_cluster_state == "existing" and not config.is_member_initialized():
         problems.append("joining an existing cluster (--initial-cluster-state existing)")
-    if config.enable_v2:
-        problems.append("the v2 API (--enable-v2)")
     if problems:
         raise SystemExit(
             "flotilla etcd: not supported yet by this single-member store: "
@@ -142,9 +141,18 @@ def _refuse_unsupported(config: EtcdConfig) -> None:
 class MemberProcess:
     """The server plus everything that serves it to clients."""
 
-    def __init__(self, settings: ServerSettings, client_urls: list[str]) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        client_urls: list[str],
+        *,
+        enable_v2: bool = False,
+        cors_origins: tuple[str, ...] = ("*",),
+    ) -> None:
         self.settings = settings
         self.client_urls = client_urls
+        self.enable_v2 = enable_v2
+        self.cors_origins = cors_origins
         self.server = EtcdServer(settings)
         self.metrics = Metrics(self.server)
         self.server.metrics = self.metrics
@@ -181,8 +189,15 @@ class MemberProcess:
     async def _start_listeners(self, grpc_path: str) -> None:
         from aiohttp import web
 
-        app = make_http_app(self.server, self.servicers, self.metrics)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        app = make_http_app(
+            self.server,
+            self.servicers,
+            self.metrics,
+            enable_v2=self.enable_v2,
+            cors_origins=self.cors_origins,
+        )
+        # A client whose connection drops cancels its handler (a half-close is listener.client_gone).
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
         await runner.setup()
         self._http_runner = runner
         for url in self.client_urls:
@@ -223,7 +238,12 @@ def run_member(config: EtcdConfig) -> int:
     _setup_logging(getattr(config, "log_level", "info") or "info")
     settings = settings_from_config(config)
     try:
-        process = MemberProcess(settings, list(config.listen_client_urls))
+        process = MemberProcess(
+            settings,
+            list(config.listen_client_urls),
+            enable_v2=config.enable_v2,
+            cors_origins=tuple(config.cors) or ("*",),
+        )
     except (WalError, SnapError, BackendError) as error:
         # Damaged data: stop before serving anything, naming what is wrong and where.
         log.critical("cannot open the data directory %s: %s", settings.data_dir, error)

@@ -10,6 +10,11 @@ read that arrived meanwhile); a serializable read is served from the local state
 The MVCC state lives in memory (``flotilla.mvcc``); every ``backend_commit_interval_s`` its changes, with
 the applied raft index, go into the backend in one transaction from a worker thread. A restart loads the
 backend and replays only the WAL entries after that index.
+
+The v2 keyspace (``flotilla.v2store``) is separate, as in etcd 3.4: it lives in memory and in the raft
+snapshots (their data carries the whole tree at the snapshot's index). A restart loads it from the newest
+snapshot and re-applies the v2 entries after it, while the v3 entries the backend holds are skipped. Its
+TTLs expire by SYNC entries the leader proposes with its clock reading.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from pathlib import Path
 from flotilla.backend import WriteBatch, open_backend
 from flotilla.backend.errors import BackendError
 from flotilla.etcd import errors
-from flotilla.etcd.api import raft_internal_pb2, rpc_pb2
+from flotilla.etcd.api import etcdserver_pb2, raft_internal_pb2, rpc_pb2
 from flotilla.etcd.apply import Applier, is_txn_read_only
 from flotilla.etcd.raftnode import NoPeers, RaftNode, Transport
 from flotilla.etcd.storage import MemberStorage, member_paths
+from flotilla.etcd.v2apply import apply_v2_request
 from flotilla.mvcc.lease import Lessor, NotPrimaryError, encode_lease, lease_key
 from flotilla.mvcc.store import KeyValueStore
 from flotilla.mvcc.watch import WatchHub
@@ -47,6 +53,7 @@ from flotilla.raft import (
     Snapshot,
     SoftState,
 )
+from flotilla.v2store import V2Store
 
 __all__ = ["EtcdServer", "Member", "ServerSettings"]
 
@@ -116,6 +123,8 @@ class ServerSettings:
     lease_checkpoint_interval_s: float = 15.0  # bounds how much a leader change can extend a lease
     watch_progress_notify_interval_s: float = 600.0
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
+    v2_history_size: int = 1000  # v2 events a waitIndex can reach back (etcd: a fixed 1000)
+    v2_sync_interval_s: float = 0.5  # how often the leader expires v2 TTL nodes (etcd: 500 ms)
     seed: int | None = None
 
     @property
@@ -199,6 +208,7 @@ class EtcdServer:
             metadata = json.loads(recovered.metadata)
             self.member_id, self.cluster_id = metadata["member_id"], metadata["cluster_id"]
             self.snapshot_index = recovered.snapshot.index
+            self.v2store = self._restore_v2store(recovered.snapshot.data)
             log.info(
                 "restarting member %x in cluster %x at commit index %d (backend applied %d, last %d)",
                 self.member_id, self.cluster_id, recovered.hard_state.commit, self.consistent_index,
@@ -209,6 +219,7 @@ class EtcdServer:
             voters = {m.id for m in s.members if not m.is_learner}
             self.storage = MemberStorage.create(paths, metadata, voters)
             self.snapshot_index = 1
+            self.v2store = self._new_v2store()
             batch = WriteBatch()
             for m in s.members:
                 batch.put("members", _U64.pack(m.id), json.dumps(m.to_json()).encode())
@@ -223,6 +234,7 @@ class EtcdServer:
                 "Restore the data directory from a backup, or remove it and re-add the member."
             )
         self.applied_index = max(self.consistent_index, self.snapshot_index)
+        self.v2_applied_index = self.snapshot_index  # the v2 tree stands at the snapshot's index
         self._publish_attributes()
         rng = random.Random(s.seed if s.seed is not None else self.member_id ^ time.time_ns())
         config = Config(
@@ -246,6 +258,22 @@ class EtcdServer:
             on_fsync=self._on_fsync,
         )
         self._refresh_sizes()
+
+    def _restore_v2store(self, snapshot_data: bytes) -> V2Store:
+        state = json.loads(snapshot_data) if snapshot_data else {}
+        v2 = state.get("v2store")
+        if v2 is None:
+            return self._new_v2store()
+        return V2Store.restore(v2.encode(), self.settings.v2_history_size)
+
+    def _new_v2store(self) -> V2Store:
+        store = V2Store(self.settings.v2_history_size)
+        # etcd 3.4 records membership in the same v2 store (each member's raft attributes and attributes,
+        # then the cluster version) before any client write: skip those indexes so a fresh member's
+        # first key gets the index a CoreOS tutorial shows.
+        for _ in range(2 * len(self.settings.members) + 1):
+            store.advance_index()
+        return store
 
     def _refresh_sizes(self) -> None:
         self.db_size = self.backend.size_bytes()
@@ -286,6 +314,7 @@ class EtcdServer:
                 tasks.create_task(self._lease_loop())
                 tasks.create_task(self._timeout_loop())
                 tasks.create_task(self._watch_sync_loop())
+                tasks.create_task(self._v2_sync_loop())
                 if voters == {self.member_id} or (not voters and len(self.members) == 1):
                     # A cluster of one need not wait an election timeout to elect itself.
                     self.node.campaign()
@@ -324,6 +353,10 @@ class EtcdServer:
 
     # --- the raft driver's callbacks (flotilla.etcd.raftnode.Applier) -----------------------------
     def on_soft_state(self, soft: SoftState) -> None:
+        self.role = soft.role
+        if soft.leader_id != self._last_leader:
+            self._last_leader = soft.leader_id
+            self.leader_since = time.time()
         if soft.leader_id != NO_LEADER:
             self.leader_changes += 1
             log.info("raft: %x elected leader %x at term %d", self.member_id, soft.leader_id, self.raft.term)
@@ -355,10 +388,16 @@ class EtcdServer:
             if entry.type == EntryType.CONF_CHANGE:
                 self._apply_conf_change(entry)
                 continue
-            if entry.index <= self.consistent_index:
-                continue  # the backend already has it (replay after a restart)
             if not entry.data:
                 continue  # a new leader's empty entry
+            if entry.index <= self.consistent_index:
+                # The backend already has it (replay after a restart): only the v2 tree, restored from
+                # the snapshot, needs the entries after the snapshot.
+                if entry.index > self.v2_applied_index:
+                    request = parse(entry.data)
+                    if request.HasField("v2"):
+                        apply_v2_request(self.v2store, request.v2, time.time_ns())
+                continue
             request = parse(entry.data)
             request_id = request.header.ID
             try:
@@ -399,6 +438,8 @@ class EtcdServer:
             return applier.lease_grant(request.lease_grant, now_s=time.monotonic())
         if kind == "alarm":
             return self._apply_alarm(request.alarm)
+        if kind == "v2":
+            return apply_v2_request(self.v2store, request.v2, time.time_ns())
         method = _APPLIER_METHODS.get(kind)
         if method is not None:
             return getattr(applier, method)(getattr(request, kind))
@@ -462,6 +503,9 @@ class EtcdServer:
 
     _alarms_dirty = False
     _backend_broken = False
+    role = Role.FOLLOWER
+    leader_since = 0.0  # wall-clock time the current leader became known (v2 stats)
+    _last_leader = NO_LEADER
 
     def quota_exceeded(self, cost: int) -> bool:
         return self.db_size + cost > self.settings.quota_bytes
@@ -542,6 +586,16 @@ class EtcdServer:
             return self.applier.read_txn(r)
         return await self.propose("txn", r, cost=r.ByteSize())
 
+    async def v2_propose(self, request: etcdserver_pb2.Request):
+        """A v2 write (or quorum read) through raft: the Event it made, or raises its V2Error."""
+        result = await self.propose("v2", request)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def committed_index(self) -> int:
+        return self.storage.memory.hard_state.commit
+
     def lease_renew(self, lease_id: int) -> int:
         """Keep-alive: on the leader (the primary lessor) only."""
         try:
@@ -615,6 +669,15 @@ class EtcdServer:
                     request.checkpoints.add(ID=lease_id, remaining_TTL=remaining)
                 self._spawn(self._propose_quietly("lease_checkpoint", request))
 
+    async def _v2_sync_loop(self) -> None:
+        """The leader expires v2 TTL nodes: a SYNC entry carries its clock, so every member expires the
+        same nodes at the same log position (etcd's 500 ms sync ticker)."""
+        while not self._stopped:
+            await asyncio.sleep(self.settings.v2_sync_interval_s)
+            if self.is_leader() and self.v2store.has_ttl_keys():
+                request = etcdserver_pb2.Request(Method="SYNC", Time=time.time_ns())
+                self._spawn(self._propose_quietly("v2", request))
+
     async def _backend_loop(self) -> None:
         interval = self.settings.backend_commit_interval_s
         while not self._stopped:
@@ -675,12 +738,16 @@ class EtcdServer:
         """Snapshot at the applied index: make the backend durable there, write the snapshot file,
         release the WAL before it and compact the in-memory log."""
         try:
+            # The v2 tree is copied at exactly the applied index; the backend commit below then holds
+            # at least that index.
+            index = self.applied_index
+            state = {"members": [m.to_json() for m in self.members.values()]}
+            state["v2store"] = self.v2store.save().decode()
             await self._commit_backend(sync=True)
-            index = self.consistent_index
-            if index <= self.snapshot_index:
+            if index <= self.snapshot_index or self.consistent_index < index:
                 return
             conf_state = self.node.status().conf_state
-            data = json.dumps({"members": [m.to_json() for m in self.members.values()]}).encode()
+            data = json.dumps(state).encode()
             snapshot = self.storage.create_snapshot(index, conf_state, data)
             await asyncio.to_thread(self.storage.persist_snapshot, snapshot)
             self.storage.compact(index, SNAPSHOT_CATCH_UP_ENTRIES)
