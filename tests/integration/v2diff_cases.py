@@ -382,7 +382,7 @@ case("watch_stream", put("d/a", value="0"), watch("d", bg="w", events=2, recursi
      put("d/a", value="1"), put("d/b", value="2"), Await("w"))
 case("watch_stream_past", put("k", value="1"), put("k", value="2"),
      watch("k", bg="w", events=3, stream="true", waitIndex="{mod-1}"), put("k", value="3"),
-     Await("w"))
+     Await("w", 1.5))
 case("watch_stream_false", put("k", value="1"), watch("k", bg="w", stream="false"), put("k", value="2"),
      Await("w"))
 case("watch_root_recursive", watch("/v2/keys/", bg="w", recursive="true"), put("k", value="1"), Await("w"))
@@ -407,6 +407,8 @@ case("stats_cas_cad", stats("base"), put("k", value="v"), put("k", value="w", pr
 case("stats_deletes", stats("base"), put("k", value="v"), delete("k"), delete("k"), stats("delta"))
 case("stats_param_errors_not_counted", stats("base"), put("k", value="v", ttl="x"), get("k", recursive="q"),
      stats("delta"))
+case("stats_gets_fail_counts_auth_checks", stats("base"), put("k", value="v"), get("k"), get("missing"),
+     put("k", value="w", prevExist="false"), Req("GET", "/v2/stats/store", stats="delta_all"))
 case("stats_watchers", stats("base"), watch("k", bg="w"), stats("delta"), put("k", value="v"), Await("w"),
      stats("delta"))
 case("stats_quorum_get", stats("base"), put("k", value="v"), get("k", quorum="true"), stats("delta"))
