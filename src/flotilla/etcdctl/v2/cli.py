@@ -17,6 +17,7 @@ from flotilla.etcdctl.v2.commands import (
     app_help,
     command_help,
     find,
+    group_app_help,
     subcommand_help,
 )
 from flotilla.etcdctl.v2.context import Context
@@ -103,7 +104,7 @@ def _run_group(group: Command, options: dict, args: list[str]) -> None:
         sub = find(group.subcommands, rest[1]) if len(rest) > 1 else None
         if len(rest) > 1 and sub is None:
             _no_topic(rest[1])
-        text = command_help(sub, f"{help_name} {sub.name}") if sub else subcommand_help(group, help_name)
+        text = command_help(sub, f"{help_name} {sub.name}") if sub else group_app_help(group, help_name)
         sys.stdout.write(text)
         return
     sub = find(group.subcommands, rest[0])

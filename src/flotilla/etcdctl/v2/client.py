@@ -167,6 +167,8 @@ class Client:
                 line += f" -d {go_quote(request.body.decode('utf-8', 'replace'))}"
             print(f"cURL Command: {line}", file=sys.stderr)
         parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ClientError(f'unsupported protocol scheme "{parts.scheme}"')
         header_timeout = None if request.wait or self.header_timeout_s <= 0 else self.header_timeout_s
         timeout = self._bounded(header_timeout)
         try:

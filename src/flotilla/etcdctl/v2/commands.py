@@ -22,6 +22,7 @@ __all__ = [
     "app_help",
     "command_help",
     "find",
+    "group_app_help",
     "subcommand_help",
 ]
 
@@ -210,6 +211,27 @@ def subcommand_help(command: Command, help_name: str) -> str:
     text += "\n\nCOMMANDS:" + "".join(f"\n   {sub.name}\t{sub.usage}" for sub in command.subcommands)
     text += f"\n\nOPTIONS:\n   {help_line(HELP_FLAG)}\n   \n"
     return _tabulate(text)
+
+
+def group_app_help(command: Command, help_name: str) -> str:
+    """``etcdctl member help``: the group shown as an app of its own (urfave's AppHelpTemplate)."""
+    lines = [
+        "NAME:",
+        f"   {help_name} - {command.usage}",
+        "",
+        "USAGE:",
+        f"   {help_name} [global options] command [command options] [arguments...]",
+        "",
+        "VERSION:",
+        f"   {VERSION}",
+        "",
+        "COMMANDS:",
+        *(f"   {sub.name}\t{sub.usage}" for sub in command.subcommands),
+        "",
+        "GLOBAL OPTIONS:",
+        f"   {help_line(HELP_FLAG)}",
+    ]
+    return _tabulate("\n".join(lines) + "\n")
 
 
 def _tabulate(text: str) -> str:
