@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -109,6 +109,22 @@ class LoadSpec:
     first_key: int
 
 
+@dataclass
+class V2LoadResult(LoadResult):
+    """A client process's result, with the requests each of its workers completed in the window."""
+
+    per_worker: list[int] = field(default_factory=list)
+
+
+@dataclass
+class V2Measurement(Measurement):
+    """etcd_v3's figures plus the slowest request and fairness: the fewest requests a worker completed
+    over the mean (1.0 = every worker served alike; a starved connection shows as a low figure)."""
+
+    max_ms: float = float("nan")
+    fairness: float = float("nan")
+
+
 def monotonic() -> float:
     """A clock every process on the machine shares (perf_counter's reference point is unspecified)."""
     return time.clock_gettime(time.CLOCK_MONOTONIC)
@@ -127,7 +143,7 @@ def _urls(spec: LoadSpec) -> list:
     return [URL(f"{base}{(spec.first_key + i) % n}{query}", encoded=True) for i in range(n)]
 
 
-async def _http_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
+async def _http_load(spec: LoadSpec, rec: _Recorder, stop_at: float, per_worker: list[int]) -> None:
     import aiohttp
 
     urls = _urls(spec)
@@ -152,13 +168,16 @@ async def _http_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
                             rec.error(RuntimeError(f"HTTP {response.status}: {body[:200]!r}"))
                 except (TimeoutError, aiohttp.ClientError) as error:
                     rec.error(error)
-                rec.record(started, time.perf_counter())
+                ended = time.perf_counter()
+                rec.record(started, ended)
+                if started >= rec.measure_from and ended <= rec.measure_until:
+                    per_worker[i] += 1
                 k += 1
 
         await asyncio.gather(*(worker(i) for i in range(spec.workers)))
 
 
-async def _run_load(spec: LoadSpec) -> LoadResult:
+async def _run_load(spec: LoadSpec) -> V2LoadResult:
     # The spec's times are wall clock (shared by all processes); perf_counter is what we measure with.
     offset = time.perf_counter() - time.time()
     start = spec.start_at + offset
@@ -166,7 +185,8 @@ async def _run_load(spec: LoadSpec) -> LoadResult:
     stop_at = measure_from + spec.duration_s
     rec = _Recorder(measure_from, stop_at)
     spec = LoadSpec(**{**spec.__dict__, "start_at": start})
-    task = asyncio.ensure_future(_http_load(spec, rec, stop_at))
+    per_worker = [0] * spec.workers
+    task = asyncio.ensure_future(_http_load(spec, rec, stop_at, per_worker))
     await _sleep_until(measure_from)
     cpu_from = time.process_time()
     await _sleep_until(stop_at)
@@ -175,15 +195,15 @@ async def _run_load(spec: LoadSpec) -> LoadResult:
         await task
     except Exception as error:  # e.g. no connection: reported in the table, not a crash of the run
         rec.error(error)
-    return LoadResult(len(rec.latencies), rec.errors, cpu_s, rec.latencies, rec.first_error)
+    return V2LoadResult(len(rec.latencies), rec.errors, cpu_s, rec.latencies, rec.first_error, per_worker)
 
 
-def run_load_process(spec: LoadSpec) -> LoadResult:
+def run_load_process(spec: LoadSpec) -> V2LoadResult:
     """Entry point of a client process (picklable for multiprocessing)."""
     return asyncio.run(_run_load(spec))
 
 
-def measure(pool, procs: int, member, workload: Workload, workers: int, args) -> Measurement:
+def measure(pool, procs: int, member, workload: Workload, workers: int, args) -> V2Measurement:
     """Runs one workload against one member with ``workers`` requests in flight, split over the pool."""
     start_at = time.time() + START_DELAY_S
     specs = []
@@ -198,9 +218,10 @@ def measure(pool, procs: int, member, workload: Workload, workers: int, args) ->
     cpu_from = process_cpu_s(member.proc.pid)
     time.sleep(max(0.0, start_at + args.warmup + args.duration - time.time()))
     server_cpu_s = process_cpu_s(member.proc.pid) - cpu_from
-    results: list[LoadResult] = pending.get(timeout=args.warmup + args.duration + 60)
+    results: list[V2LoadResult] = pending.get(timeout=args.warmup + args.duration + 60)
     latencies = sorted(x for r in results for x in r.latencies_s)
-    return Measurement(
+    per_worker = [n for r in results for n in r.per_worker]
+    return V2Measurement(
         ops_per_s=len(latencies) / args.duration,
         p50_ms=_percentile(latencies, 0.50) * 1000,
         p99_ms=_percentile(latencies, 0.99) * 1000,
@@ -208,6 +229,8 @@ def measure(pool, procs: int, member, workload: Workload, workers: int, args) ->
         client_cpu_pct=100 * sum(r.client_cpu_s for r in results) / args.duration,
         server_cpu_pct=100 * server_cpu_s / args.duration,
         first_error=next((r.first_error for r in results if r.first_error), ""),
+        max_ms=1000 * latencies[-1] if latencies else float("nan"),
+        fairness=min(per_worker) * len(per_worker) / max(1, sum(per_worker)),
     )
 
 
@@ -235,66 +258,136 @@ def prefill_gets(member) -> None:
 # --- watch fan-out -------------------------------------------------------------------------------------
 
 
-async def _arm_and_collect(conn, session, url_base: str, watchers: int, wait_index: int) -> None:
-    """One round in a watch client process: ``watchers`` long polls from ``wait_index``; reports
-    ("armed", n) once every one has its response headers (or after WATCH_TIMEOUT_S), then
-    ("done", arrival times, errors, first error) once every event arrived (or timed out)."""
-    url = f"{url_base}?wait=true&waitIndex={wait_index}"
-    armed = 0
-    all_armed = asyncio.Event()
-    arrivals = array("d")
-    failures: list[str] = []
+class _LongPoll(asyncio.Protocol):
+    """One watcher's keep-alive connection: HTTP/1.1 long polls one after the other, parsed just enough to
+    time them. The arrival time is taken in ``data_received``, when the loop reads the socket, so that
+    the other watchers' processing in this client process is not counted as the server's latency."""
 
-    async def watcher() -> None:
-        nonlocal armed
-        try:
-            async with session.get(url) as response:
-                armed += 1
-                if armed == watchers:
-                    all_armed.set()
-                body = await response.read()
-                arrived = monotonic()
-                if response.status != 200:
-                    failures.append(f"HTTP {response.status}: {body[:200]!r}")
-                elif (index := json.loads(body)["node"]["modifiedIndex"]) != wait_index:
-                    failures.append(f"event of index {index}, expected {wait_index}")
-                else:
-                    arrivals.append(arrived)
-        except Exception as error:  # a lost watcher is a figure of the table, not a crash
-            failures.append(f"{type(error).__name__}: {error}"[:300])
-            if armed < watchers:
-                armed += 1  # counted so that the round is not held up by a watcher that cannot arm
-                if armed == watchers:
-                    all_armed.set()
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.header_end = -1
+        self.status = 0
+        self.chunked = False
+        self.length: int | None = None
+        self.armed: asyncio.Future | None = None
+        self.arrived: asyncio.Future | None = None
 
-    tasks = [asyncio.ensure_future(watcher()) for _ in range(watchers)]
-    try:
-        await asyncio.wait_for(all_armed.wait(), WATCH_TIMEOUT_S)
-    except TimeoutError:
-        pass
-    conn.send(("armed", armed - len(failures)))
-    _, late = await asyncio.wait(tasks, timeout=WATCH_TIMEOUT_S)
-    for task in late:
-        task.cancel()
-    if late:
-        failures.append(f"{len(late)} event(s) not received within {WATCH_TIMEOUT_S:g} s")
-    await asyncio.gather(*late, return_exceptions=True)
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def poll(self, request: bytes) -> None:
+        """Sends one request; ``armed`` resolves with its response headers, ``arrived`` with
+        (arrival time, status, body) once the body is complete."""
+        loop = asyncio.get_running_loop()
+        self.armed, self.arrived = loop.create_future(), loop.create_future()
+        self.buffer.clear()
+        self.header_end = -1
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        now = monotonic()
+        self.buffer += data
+        if self.header_end < 0 and not self._parse_head():
+            return
+        body = self._body()
+        if body is not None and not self.arrived.done():
+            self.arrived.set_result((now, self.status, body))
+
+    def _parse_head(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        self.header_end = end + 4
+        head = bytes(self.buffer[:end]).decode("latin-1").lower().split("\r\n")
+        self.status = int(head[0].split(" ", 2)[1])
+        fields = dict(line.split(":", 1) for line in head[1:] if ":" in line)
+        self.chunked = "chunked" in fields.get("transfer-encoding", "")
+        length = fields.get("content-length")
+        self.length = int(length) if length is not None else None
+        if not self.armed.done():
+            self.armed.set_result(None)
+        return True
+
+    def _body(self) -> bytes | None:
+        """The response body once complete (chunked or Content-Length), else None."""
+        raw = memoryview(self.buffer)[self.header_end :]
+        if not self.chunked:
+            length = self.length or 0
+            return bytes(raw[:length]) if len(raw) >= length else None
+        body, at = bytearray(), 0
+        while (line_end := bytes(raw[at : at + 20]).find(b"\r\n")) >= 0:
+            size = int(bytes(raw[at : at + line_end]).split(b";")[0], 16)
+            start = at + line_end + 2
+            if len(raw) < start + size + 2:
+                return None
+            if size == 0:
+                return bytes(body)
+            body += raw[start : start + size]
+            at = start + size + 2
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for future in (self.armed, self.arrived):
+            if future is not None and not future.done():
+                future.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+
+async def _round(conn, polls: list[_LongPoll], host: str, wait_index: int) -> None:
+    """One round in a watch client process: a long poll from ``wait_index`` on every connection; reports
+    ("armed", n) once each has its response headers (or after WATCH_TIMEOUT_S), then ("done", arrival
+    times, failures, first failure) once every event arrived (or timed out)."""
+    request = (
+        f"GET /v2/keys/{WATCH_KEY}?wait=true&waitIndex={wait_index} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    ).encode()
+    for poll in polls:
+        poll.poll(request)
+    armed, _ = await asyncio.wait([p.armed for p in polls], timeout=WATCH_TIMEOUT_S)
+    conn.send(("armed", sum(1 for f in armed if f.exception() is None)))
+    await asyncio.wait([p.arrived for p in polls], timeout=WATCH_TIMEOUT_S)
+    arrivals, failures = array("d"), []
+    for poll in polls:
+        if not poll.arrived.done():
+            failures.append(f"no event within {WATCH_TIMEOUT_S:g} s")
+            poll.transport.abort()  # a late answer must not be read as the next round's
+        elif poll.arrived.exception() is not None:
+            failures.append(str(poll.arrived.exception())[:300])
+        else:
+            arrived, status, body = poll.arrived.result()
+            if status != 200:
+                failures.append(f"HTTP {status}: {body[:200]!r}")
+            elif (index := json.loads(body)["node"]["modifiedIndex"]) != wait_index:
+                failures.append(f"event of index {index}, expected {wait_index}")
+            else:
+                arrivals.append(arrived)
     conn.send(("done", arrivals, len(failures), failures[0] if failures else ""))
 
 
 async def _watch_client(conn, address: str, watchers: int) -> None:
-    import aiohttp
+    loop = asyncio.get_running_loop()
+    host, port = address.rsplit(":", 1)
+    connecting = asyncio.Semaphore(32)  # not 250 SYNs at once: a full accept backlog delays them by 1 s
 
-    # One connection per watcher (a long poll holds its HTTP/1.1 connection); kept alive across rounds.
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT_S)
-    url_base = f"http://{address}/v2/keys/{WATCH_KEY}"
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async def connect() -> _LongPoll:
+        async with connecting:
+            _, poll = await asyncio.wait_for(
+                loop.create_connection(_LongPoll, host, int(port)), WATCH_TIMEOUT_S
+            )
+            return poll
+
+    polls: list[_LongPoll] = []
+    try:
         while True:
             command = conn.recv()  # blocks the loop on purpose: no watcher is running between rounds
             if command[0] == "stop":
                 return
-            await _arm_and_collect(conn, session, url_base, watchers, command[1])
+            # Opened (again) before each round: one per watcher, as a long poll holds its connection.
+            polls = [p for p in polls if not p.transport.is_closing()]
+            polls += await asyncio.gather(*(connect() for _ in range(watchers - len(polls))))
+            await _round(conn, polls, address, command[1])
+    finally:
+        for poll in polls:
+            poll.transport.close()
 
 
 def run_watch_process(conn, address: str, watchers: int) -> None:
@@ -509,18 +602,19 @@ def compare(pool, etcd: MemberProcess, second: MemberProcess, args) -> None:
         if workload.slug not in args.workloads:
             continue
         for workers in args.workers:
-            runs: tuple[list[Measurement], list[Measurement]] = ([], [])
+            runs: tuple[list[V2Measurement], list[V2Measurement]] = ([], [])
             for _ in range(args.repeat):  # alternated, so a disturbance of the machine hits both servers
                 runs[0].append(measure(pool, args.procs, etcd, workload, workers, args))
                 runs[1].append(measure(pool, args.procs, second, workload, workers, args))
             e, f = (max(r, key=lambda m: m.ops_per_s) for r in runs)
-            spread = ""
+            extra = f"  max ms e/f {e.max_ms:.0f}/{f.max_ms:.0f}, fair e/f {e.fairness:.2f}/{f.fairness:.2f}"
             if args.repeat > 1:
-                spread = "  runs e {} f {}".format(*(" ".join(f"{m.ops_per_s:.0f}" for m in r) for r in runs))
-            print(format_row(workload, workers, e, f) + spread, flush=True)
+                extra += "; runs e {} f {}".format(*(" ".join(f"{m.ops_per_s:.0f}" for m in r) for r in runs))
+            print(format_row(workload, workers, e, f) + extra, flush=True)
     print(
         "\nratio = flotilla ops/s / etcd ops/s (goal >= 1.0x); "
         "p99 x = flotilla p99 / etcd p99 (goal <= 1.0x);"
+        "\nmax ms = the slowest request; fair = the fewest requests a worker completed / the mean (1 = fair);"
         f"\neach row: the best of {args.repeat} alternated run(s) per server (runs: every run's ops/s);"
         "\nclient CPU% = the load generator's own CPU over the window (100 = one core; the machine has "
         f"{os.cpu_count()})."
