@@ -449,4 +449,18 @@ case("redirect_dot_segments", put("a/b", value="v"), Req("GET", "a/./b"), Req("G
 case("redirect_keeps_query", put("a/b", value="v"), Req("GET", "a//b", query={"recursive": "true"}))
 case("method_not_allowed_key", Req("PATCH", "k"), Req("TRACE", "k"), Req("OPTIONS", "/v2/keys/"))
 case("method_not_allowed_then_intact", put("k", value="v"), Req("PATCH", "k", form={"value": "x"}), get("k"))
+
+
+# --- v2 auth (last: it leaves a root user and a /2/enabled flag behind, which changes etcd's getsFail) ---
+_JSON = {"Content-Type": "application/json"}
+_ROOT = {**_JSON, "Authorization": "Basic cm9vdDpwdw=="}  # root:pw
+_REVOKE_GUEST = '{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}'
+case("auth_v2_enable_110",
+     Req("GET", "/v2/auth/enable"), put("k", value="v"),
+     Req("PUT", "/v2/auth/users/root", form='{"user":"root","password":"pw"}', headers=_JSON),
+     Req("PUT", "/v2/auth/enable"), Req("GET", "/v2/auth/enable"),
+     Req("PUT", "/v2/auth/roles/guest", form=_REVOKE_GUEST, headers=_ROOT),
+     get("k"), put("k", value="w"), Req("GET", "k", headers={"Authorization": "Basic cm9vdDp3cm9uZw=="}),
+     Req("GET", "k", headers=_ROOT),
+     Req("DELETE", "/v2/auth/enable", headers=_ROOT), get("k"))
 # fmt: on
