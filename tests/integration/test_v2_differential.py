@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from processes import real_etcd_available, start_member
 from v2diff_cases import CASES
-from v2diff_runner import Side, compare, normalize, run_case
+from v2diff_runner import Req, Side, _Raw, compare, normalize, run_case
 
 pytestmark = pytest.mark.skipif(not real_etcd_available(), reason="needs Debian's etcd-server")
 
@@ -153,3 +153,31 @@ def test_v2_case(sides, case):
 
 def _dump(record: list) -> str:
     return "\n".join("  " + json.dumps(entry, ensure_ascii=False, default=str)[:1500] for entry in record)
+
+
+# --- the comparison itself: what it must catch --------------------------------------------------------
+def _record(*responses: dict) -> list:
+    side = Side("x", "http://127.0.0.1:1")
+    raws = [("http", _raw(r), Req("GET")) for r in responses]
+    return normalize(side, raws, "/d/x")
+
+
+def _raw(body: dict) -> _Raw:
+    return _Raw(200, {"X-Etcd-Index": str(body.get("index", 0))}, body, time.time(), "GET /v2/keys/d/x/k")
+
+
+def test_comparison_sees_index_gaps_not_bases():
+    etcd_like = _record({"index": 10, "node": {"modifiedIndex": 11}}, {"index": 12})
+    shifted = _record({"index": 110, "node": {"modifiedIndex": 111}}, {"index": 112})
+    gapped = _record({"index": 110, "node": {"modifiedIndex": 112}}, {"index": 113})
+    assert compare(etcd_like, shifted, extension_401=False) == []
+    assert len(compare(etcd_like, gapped, extension_401=False)) == 3
+
+
+def test_comparison_ttl_tolerance_and_401_extension():
+    assert compare(_record({"ttl": 600}), _record({"ttl": 599}), extension_401=False) == []
+    assert compare(_record({"ttl": 600}), _record({"ttl": 598}), extension_401=False) != []
+    cleared = {"errorCode": 401, "index": 5}
+    assert compare(_record(cleared), _record({**cleared, "oldestIndex": 3}), extension_401=True) == []
+    assert "oldestIndex" in " ".join(compare(_record(cleared), _record(cleared), extension_401=True))
+    assert compare(_record(cleared), _record({**cleared, "oldestIndex": 3}), extension_401=False) != []
