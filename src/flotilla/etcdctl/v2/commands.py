@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from flotilla.etcdctl.v2 import keys, members
 from flotilla.etcdctl.v2.context import Context
@@ -70,18 +69,25 @@ _SET_DESCRIPTION = """Set sets the value of a key.
    $ set -- <key> <value>"""
 
 
-@dataclass
 class Command:
     """A verb: ``action`` runs it; ``subcommands`` make it a group (member, user, role, auth)."""
 
-    name: str
-    usage: str
-    args_usage: str = ""
-    flags: list[Flag] = field(default_factory=list)
-    action: Callable[[Context], None] | None = None
-    description: str = ""
-    subcommands: list[Command] = field(default_factory=list)
-    aliases: tuple[str, ...] = ()
+    def __init__(
+        self,
+        name: str,
+        usage: str,
+        args_usage: str = "",
+        flags: list[Flag] | None = None,
+        action: Callable[[Context], None] | None = None,
+        description: str = "",
+        subcommands: list[Command] | None = None,
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        self.name, self.usage, self.args_usage = name, usage, args_usage
+        self.flags = flags or []
+        self.action, self.description = action, description
+        self.subcommands = subcommands or []
+        self.aliases = aliases
 
 
 def _unsupported(ctx: Context) -> None:

@@ -3,16 +3,17 @@ build a client (endpoints from flags and ETCDCTL_* variables, cluster sync) and 
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
-import ssl
 import sys
 import time
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from flotilla.etcdctl.v2.client import NO_ENDPOINTS, Client, ClientError, ClusterError, Request, decode_json
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "DEFAULT_ENDPOINTS",
@@ -41,13 +42,11 @@ def fail(message: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
-@dataclass
 class Context:
     """One verb's invocation. ``options`` are the global flags, ``flags`` the verb's."""
 
-    options: dict[str, object]
-    flags: dict[str, object] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
+    def __init__(self, options: dict[str, object], flags: dict[str, object], args: list[str]) -> None:
+        self.options, self.flags, self.args = options, flags, args
 
     @property
     def output(self) -> str:
@@ -122,7 +121,11 @@ class Context:
         auth = None
         if username:
             name, colon, password = username.partition(":")
-            auth = (name, password if colon else getpass.getpass("Password: "))
+            if not colon:
+                import getpass
+
+                password = getpass.getpass("Password: ")
+            auth = (name, password)
         total = float(self.options["total-timeout"])
         return Client(
             endpoints=endpoints,
@@ -142,6 +145,8 @@ class Context:
         return DEFAULT_ENDPOINTS
 
     def _tls(self, endpoints: list[str]) -> ssl.SSLContext | None:
+        import ssl
+
         ca_file = str(self.options["ca-file"]) or os.environ.get("ETCDCTL_CA_FILE", "")
         cert_file = str(self.options["cert-file"]) or os.environ.get("ETCDCTL_CERT_FILE", "")
         key_file = str(self.options["key-file"]) or os.environ.get("ETCDCTL_KEY_FILE", "")

@@ -6,7 +6,6 @@ urfave/cli 1.22 (a verb's flags may follow its arguments: they are moved first; 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from flotilla.etcdctl.v2.gotext import go_quote
 
@@ -17,15 +16,12 @@ class FlagError(Exception):
     """A command line the flag package refuses; ``str()`` is Go's message."""
 
 
-@dataclass(frozen=True)
 class Flag:
     """One flag: ``names`` as urfave writes them (``"output, o"``), a kind (bool, string, int,
     duration) and the default value (None: the kind's zero)."""
 
-    names: str
-    kind: str
-    usage: str
-    default: object = None
+    def __init__(self, names: str, kind: str, usage: str, default: object = None) -> None:
+        self.names, self.kind, self.usage, self.default = names, kind, usage, default
 
     @property
     def aliases(self) -> list[str]:

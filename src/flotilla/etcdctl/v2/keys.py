@@ -4,7 +4,6 @@ the Go client's KeysAPI, what it prints and with which exit code it fails."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from urllib.parse import urlencode
 
@@ -289,7 +288,7 @@ def exec_watch(ctx: Context) -> None:
         # what etcdctl does when the flag parser consumed the "--": the key is the last argument
         key, command = args[-1], args[:-1]
     watcher = _Watcher(ctx, client, key, int(ctx.flags["after-index"]), bool(ctx.flags["recursive"]))
-    children: list[subprocess.Popen] = []
+    children: list = []
     try:
         while True:
             response = watcher.next()
@@ -303,7 +302,9 @@ def exec_watch(ctx: Context) -> None:
         raise SystemExit(0) from None
 
 
-def _start(command: list[str], response: KeysResponse) -> subprocess.Popen:
+def _start(command: list[str], response: KeysResponse):
+    import subprocess
+
     node = response.node or {}
     env = {
         **os.environ,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import sys
 import time
@@ -217,6 +216,4 @@ def _get_health(client: Client, url: str) -> bytes:
     try:
         return probe.send_to(url, Request("GET", "/health")).body
     except ClientError as exc:
-        raise ClientError(f'Get "{target}": {exc}') from None
-    except http.client.HTTPException as exc:
         raise ClientError(f'Get "{target}": {exc}') from None

@@ -5,21 +5,17 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 from flotilla.etcdctl.v2.gotext import go_json
 
 __all__ = ["KeysResponse", "go_node", "print_response"]
 
 
-@dataclass
 class KeysResponse:
     """A successful keys answer: the body's action/node/prevNode and the ``X-Etcd-Index`` header."""
 
-    action: str
-    node: dict | None
-    prev_node: dict | None
-    index: int
+    def __init__(self, action: str, node: dict | None, prev_node: dict | None, index: int) -> None:
+        self.action, self.node, self.prev_node, self.index = action, node, prev_node, index
 
     @classmethod
     def from_body(cls, body: dict, index: int) -> KeysResponse:
