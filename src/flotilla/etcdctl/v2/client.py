@@ -304,9 +304,25 @@ def _dial(parts, timeout: float | None, tls: ssl.SSLContext | None) -> socket.so
             last = f"dial tcp {shown}: connect: {_strerror(exc)}"
             continue
         if tls is not None and parts.scheme == "https":
-            return tls.wrap_socket(sock, server_hostname=host)
+            return _handshake(tls, sock, host)
         return sock
     raise ClientError(last or f"dial tcp: lookup {host}: no such host", connection=True)
+
+
+def _handshake(tls: ssl.SSLContext, sock: socket.socket, host: str) -> socket.socket:
+    import ssl
+
+    try:
+        return tls.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLError as exc:
+        sock.close()
+        # a plain-HTTP server ends the handshake: Go's TLS client reports io.EOF
+        if exc.reason in ("WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING", "RECORD_LAYER_FAILURE"):
+            raise ClientError("EOF") from None
+        raise ClientError(f"tls: {exc.reason or exc}") from None
+    except OSError as exc:
+        sock.close()
+        raise ClientError(f"read tcp {host}: {_strerror(exc)}", connection=True) from None
 
 
 def _connection_for(parts, sock: socket.socket) -> http.client.HTTPConnection:

@@ -116,6 +116,9 @@ class Context:
             client.endpoints, client.pinned = urls, 0
 
     def _new_client(self) -> Client:
+        if self.options["discovery-srv"] or os.environ.get("ETCDCTL_DISCOVERY_SRV"):
+            # etcdctl would look up SRV records; refuse rather than silently use other endpoints
+            fail("--discovery-srv is not supported by Flotilla's etcdctl: give --endpoints")
         endpoints = [_endpoint_url(raw) for raw in self._endpoint_flag().split(",")]
         username = str(self.options["username"] or os.environ.get("ETCDCTL_USERNAME", ""))
         auth = None
