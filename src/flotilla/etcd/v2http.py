@@ -147,6 +147,15 @@ class _V2Handlers:
             body = {"action": event.action}
         return _json_response(body, 201 if created else 200, headers)
 
+    _last_event: Event | None = None
+    _last_encoded = b""
+
+    def _encoded(self, event: Event) -> bytes:
+        # Every watcher of a key is handed the same event object in turn: encode it once for all of them.
+        if event is not self._last_event:
+            self._last_event, self._last_encoded = event, (go_json(event.to_json()) + "\n").encode()
+        return self._last_encoded
+
     async def _watch(self, request: web.Request, r, headers: dict) -> web.StreamResponse:
         store = self.server.v2store
         start_index = store.index
@@ -165,7 +174,7 @@ class _V2Handlers:
             while True:
                 while watcher.pending:
                     event = watcher.pending.popleft()
-                    await response.write((go_json(event.to_json()) + "\n").encode())
+                    await response.write(self._encoded(event))
                     if not r.Stream:
                         return response
                 if watcher.removed and not watcher.pending:
