@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -580,6 +582,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--second", choices=["flotilla", "etcd"], default="flotilla",
         help="the server compared with etcd ('etcd': the bench against itself, to judge the bench)",
     )  # fmt: skip
+    p.add_argument("--no-floor", action="store_true", help="skip the aiohttp floor rows")
     p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile", "none"], default="auto")
     p.add_argument("--profile-workers", type=int, default=64, help="workers of the profiled put load (64)")
     p.add_argument("--pyspy-flags", default="--gil", help="extra py-spy record flags (default --gil)")
@@ -589,7 +592,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def compare(pool, etcd: MemberProcess, second: MemberProcess, args) -> None:
+def compare(pool, context, etcd: MemberProcess, second: MemberProcess, args) -> None:
     print(
         f"{args.duration:g} s per run after {args.warmup:g} s warm-up; {args.procs} client process(es); "
         f"v2 keys API over HTTP/1.1 keep-alive; 100-byte values; single members, fsync on; "
@@ -611,6 +614,8 @@ def compare(pool, etcd: MemberProcess, second: MemberProcess, args) -> None:
             if args.repeat > 1:
                 extra += "; runs e {} f {}".format(*(" ".join(f"{m.ops_per_s:.0f}" for m in r) for r in runs))
             print(format_row(workload, workers, e, f) + extra, flush=True)
+    if "put" in args.workloads and not args.no_floor:
+        measure_aiohttp_floor(pool, context, args)
     print(
         "\nratio = flotilla ops/s / etcd ops/s (goal >= 1.0x); "
         "p99 x = flotilla p99 / etcd p99 (goal <= 1.0x);"
@@ -619,6 +624,59 @@ def compare(pool, etcd: MemberProcess, second: MemberProcess, args) -> None:
         "\nclient CPU% = the load generator's own CPU over the window (100 = one core; the machine has "
         f"{os.cpu_count()})."
     )
+
+
+def run_aiohttp_floor(port: int) -> None:
+    """Entry point of the floor server: aiohttp answering every /v2/keys request with a fixed etcd-like
+    event and doing nothing else — the most a member serving HTTP through aiohttp can do here."""
+    from aiohttp import web
+
+    body = (
+        b'{"action":"set","node":{"key":"/bench/k1","value":"'
+        + VALUE
+        + b'","modifiedIndex":9,"createdIndex":9}}\n'
+    )
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type="application/json", headers={"X-Etcd-Index": "9"})
+
+    app = web.Application()
+    app.router.add_route("*", "/v2/keys/{key:.*}", handler)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def measure_aiohttp_floor(pool, context, args) -> None:
+    """The put load against ``run_aiohttp_floor``, one run per worker count."""
+    port = free_port()
+    server = context.Process(target=run_aiohttp_floor, args=(port,))
+    server.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or not server.is_alive():
+                    print("aiohttp floor: the server did not start")
+                    return
+                time.sleep(0.1)
+        floor = SimpleNamespace(address=f"127.0.0.1:{port}", proc=SimpleNamespace(pid=server.pid))
+        for workers in args.workers:
+            m = measure(pool, args.procs, floor, WORKLOADS[0], workers, args)
+            print(
+                f"{'aiohttp floor':<19} {workers:>7} |            {m.ops_per_s:8.0f}         "
+                f"(put to a handler that does nothing; p50/p99 {m.p50_ms:.2f}/{m.p99_ms:.2f} ms, "
+                f"client CPU {m.client_cpu_pct:.0f}%, server CPU {m.server_cpu_pct:.0f}%)",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.join(10)
+        if server.is_alive():
+            server.kill()
+            server.join()
 
 
 def compare_fanout(context, etcd: MemberProcess, second: MemberProcess, args) -> None:
@@ -655,7 +713,7 @@ def main(argv: list[str] | None = None) -> None:
             if any(w.startswith("get") for w in args.workloads):
                 for member in members:
                     prefill_gets(member)
-            compare(pool, members[0], second, args)
+            compare(pool, context, members[0], second, args)
             if args.watch_rounds > 0:
                 compare_fanout(context, members[0], second, args)
         elif args.profiler in ("auto", "py-spy") and _pyspy():
