@@ -45,6 +45,7 @@ __all__ = [
     "env_var",
     "parse_args",
     "usage",
+    "validate_url",
     "version_text",
 ]
 
@@ -361,8 +362,9 @@ def _split_host_port(hostport: str) -> tuple[str, str]:
     return host, port
 
 
-def _url(text: str) -> str:
-    """One URL as etcd's types.NewURLs accepts it: http/https/unix/unixs, host:port, no path."""
+def validate_url(text: str) -> str:
+    """One URL as etcd's types.NewURLs accepts it: http/https/unix/unixs, host:port, no path.
+    Raises ValueError with etcd's message."""
     text = text.strip()
     try:
         parts = urlsplit(text)
@@ -385,7 +387,7 @@ def _urls(text: str) -> tuple[str, ...]:
     # An empty value clears the list (etcd accepts "" for these flags, e.g. --listen-metrics-urls="").
     if text == "":
         return ()
-    return tuple(sorted({_url(part) for part in text.split(",")}))
+    return tuple(sorted({validate_url(part) for part in text.split(",")}))
 
 
 def _cors(text: str) -> tuple[str, ...]:
@@ -806,7 +808,7 @@ def _parse_initial_cluster(text: str) -> dict[str, tuple[str, ...]]:
         if not pair:
             continue
         name, _, url = pair.partition("=")
-        members.setdefault(name, []).append(_url(url))
+        members.setdefault(name, []).append(validate_url(url))
     return {name: tuple(sorted(urls)) for name, urls in members.items()}
 
 

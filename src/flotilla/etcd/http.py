@@ -9,6 +9,7 @@ from aiohttp import web
 
 from flotilla.etcd import errors
 from flotilla.etcd.gateway import add_gateway_routes
+from flotilla.etcd.goresponses import method_not_allowed
 from flotilla.etcd.server import EtcdServer
 from flotilla.etcd.services import version_info
 from flotilla.etcd.v2http import add_v2_routes, cors_and_clean_path_middleware
@@ -31,11 +32,15 @@ def make_http_app(
     app.on_response_prepare.append(middleware.on_prepare)
 
     async def version(request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return method_not_allowed("GET")
         info = version_info()
         body = {"etcdserver": info["etcdserver"], "etcdcluster": info["etcdcluster"]}
         return web.Response(text=json.dumps(body, separators=(",", ":")), content_type="application/json")
 
     async def health(request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return method_not_allowed("GET")
         # etcd 3.4: unhealthy with an active alarm, without a leader, or when a quorum read fails.
         healthy = not server.alarms and server.leader_id() != 0
         if healthy:
@@ -44,13 +49,14 @@ def make_http_app(
             except errors.EtcdError:
                 healthy = False
         body = json.dumps({"health": "true" if healthy else "false"}, separators=(",", ":"))
-        return web.Response(text=body, status=200 if healthy else 503, content_type="application/json")
+        # etcd 3.4 sends this JSON as text/plain.
+        return web.Response(text=body, status=200 if healthy else 503, content_type="text/plain")
 
     async def metrics_handler(request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
-    app.router.add_get("/version", version)
-    app.router.add_get("/health", health)
+    app.router.add_route("*", "/version", version)
+    app.router.add_route("*", "/health", health)
     app.router.add_get("/metrics", metrics_handler)
     add_gateway_routes(app, servicers)
     if enable_v2:

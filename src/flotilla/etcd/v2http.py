@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 
 from aiohttp import web
 
 from flotilla.etcd import errors
 from flotilla.etcd.gofmt import go_duration, go_json, rfc3339nano
+from flotilla.etcd.goresponses import bad_request, method_not_allowed, not_found
 from flotilla.etcd.listener import client_gone
 from flotilla.etcd.server import EtcdServer
 from flotilla.etcd.v2form import GoFormError, clean_path, parse_form, parse_key_request
+from flotilla.etcd.v2members import MembersHandler
 from flotilla.raft import Role
 from flotilla.v2store import ErrorCode, Event, V2Error
 
@@ -29,6 +32,7 @@ __all__ = ["add_v2_routes", "cors_and_clean_path_middleware"]
 
 KEYS_PREFIX = "/v2/keys"
 _KEY_METHODS = ("HEAD", "GET", "PUT", "POST", "DELETE")
+_BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
 _STATE_NAMES = {Role.LEADER: "StateLeader", Role.CANDIDATE: "StateCandidate"}
 _CORS_HEADERS = {
     "Access-Control-Allow-Headers": "accept, content-type, authorization",
@@ -51,12 +55,18 @@ def cors_and_clean_path_middleware(cors_origins: tuple[str, ...] = ("*",)):
         response.headers.update(_CORS_HEADERS)
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        cors(request, response)
+        if response.status != 400 or response.headers.get("Connection") != "close":
+            cors(request, response)  # (Go's server refuses a malformed request before any handler)
 
     @web.middleware
     async def middleware(request: web.Request, handler):
+        if _BAD_ESCAPE.search(request.raw_path.split("?", 1)[0]):
+            return bad_request()
         if request.method == "OPTIONS":
             return web.Response(status=200)
+        if request.match_info.http_exception is not None:
+            if isinstance(request.match_info.http_exception, web.HTTPNotFound):
+                return not_found()
         cleaned = clean_path(request.path)
         if cleaned != request.path:
             location = cleaned + (f"?{request.query_string}" if request.query_string else "")
@@ -72,17 +82,9 @@ def cors_and_clean_path_middleware(cors_origins: tuple[str, ...] = ("*",)):
 
 
 def _json_response(body, status: int = 200, headers: dict | None = None) -> web.Response:
-    text = go_json(body) + "\n"  # Go's json.Encoder ends each value with a newline
-    return web.Response(text=text, status=status, headers=headers, content_type="application/json")
-
-
-def _method_not_allowed(allowed: str) -> web.Response:
-    return web.Response(
-        text="Method Not Allowed\n",
-        status=405,
-        headers={"Allow": allowed, "X-Content-Type-Options": "nosniff"},
-        content_type="text/plain",
-    )
+    body_bytes = (go_json(body) + "\n").encode()  # Go's json.Encoder ends each value with a newline
+    headers = {**(headers or {}), "Content-Type": "application/json"}  # etcd names no charset
+    return web.Response(body=body_bytes, status=status, headers=headers)
 
 
 def _key_error(error: V2Error, headers: dict) -> web.Response:
@@ -108,7 +110,7 @@ class _V2Handlers:
     async def keys(self, request: web.Request) -> web.StreamResponse:
         method = request.method
         if method not in _KEY_METHODS:
-            return _method_not_allowed(",".join(_KEY_METHODS))
+            return method_not_allowed(",".join(_KEY_METHODS))
         headers = {"X-Etcd-Cluster-Id": self.cluster_id_hex}
         body = await request.read() if method in ("POST", "PUT") else b""
         try:
@@ -121,6 +123,9 @@ class _V2Handlers:
             return _key_error(error, headers)
         r = parsed.request
         store = self.server.v2store
+        # etcd 3.4 checks v2 auth on every keys request by reading /2/enabled from the v2 store, a get
+        # that fails while auth was never enabled: /v2/stats/store counts it, and so do we.
+        store.stats.gets_fail += 1
         try:
             if method in ("GET", "HEAD") and r.Quorum:
                 await self.server.read_barrier()
@@ -178,7 +183,11 @@ class _V2Handlers:
                     if not r.Stream:
                         return response
                 if watcher.removed and not watcher.pending:
-                    return response  # cleared (e.g. by a snapshot recovery): end the response
+                    if r.Stream and not gone.is_set():
+                        # etcd: a stream that started from the history got its one event and stays
+                        # open, receiving nothing more, until the client leaves.
+                        await gone_wait
+                    return response
                 wake.clear()
                 if watcher.pending:
                     continue
@@ -196,8 +205,8 @@ class _V2Handlers:
 
     # --- /v2/stats ------------------------------------------------------------------------------
     async def stats_self(self, request: web.Request) -> web.Response:
-        if request.method not in ("GET", "HEAD"):
-            return _method_not_allowed("GET")
+        if request.method != "GET":
+            return method_not_allowed("GET")
         s = self.server
         leader = s.leader_id()
         state = _STATE_NAMES.get(s.role, "StateFollower")
@@ -217,8 +226,8 @@ class _V2Handlers:
         return _json_response(body)
 
     async def stats_leader(self, request: web.Request) -> web.Response:
-        if request.method not in ("GET", "HEAD"):
-            return _method_not_allowed("GET")
+        if request.method != "GET":
+            return method_not_allowed("GET")
         s = self.server
         if not s.is_leader():
             return _json_response({"message": "not current leader"}, 403)
@@ -226,42 +235,15 @@ class _V2Handlers:
         return _json_response({"leader": f"{s.member_id:x}", "followers": followers})
 
     async def stats_store(self, request: web.Request) -> web.Response:
-        if request.method not in ("GET", "HEAD"):
-            return _method_not_allowed("GET")
+        if request.method != "GET":
+            return method_not_allowed("GET")
         store = self.server.v2store
         return _json_response(store.stats.to_json(store.watcher_count))
 
-    # --- /v2/members, /v2/machines ----------------------------------------------------------------
-    def _member_json(self, member) -> dict:
-        return {
-            "id": f"{member.id:x}",
-            "name": member.name,
-            "peerURLs": list(member.peer_urls),
-            "clientURLs": list(member.client_urls),
-        }
-
-    async def members(self, request: web.Request) -> web.Response:
-        if request.method not in ("GET", "POST", "DELETE", "PUT"):
-            return _method_not_allowed("GET,POST,DELETE,PUT")
-        headers = {"X-Etcd-Cluster-Id": self.cluster_id_hex}
-        tail = request.match_info.get("tail", "")
-        if request.method != "GET":
-            # Membership changes need the peer transport; until then say so instead of pretending.
-            message = "membership changes are not supported yet by this single-member store"
-            return _json_response({"message": message}, 501, headers)
-        if tail == "leader":
-            leader = self.server.members.get(self.server.leader_id())
-            if leader is None:
-                return _json_response({"message": "During election"}, 503, headers)
-            return _json_response(self._member_json(leader), 200, headers)
-        if tail:
-            return web.Response(text="404 page not found\n", status=404, content_type="text/plain")
-        members = sorted(self.server.members.values(), key=lambda m: m.id)
-        return _json_response({"members": [self._member_json(m) for m in members]}, 200, headers)
-
+    # --- /v2/machines ------------------------------------------------------------------------------
     async def machines(self, request: web.Request) -> web.Response:
         if request.method not in ("GET", "HEAD"):
-            return _method_not_allowed("GET,HEAD")
+            return method_not_allowed("GET,HEAD")
         urls = [u for m in sorted(self.server.members.values(), key=lambda m: m.id) for u in m.client_urls]
         return web.Response(text=", ".join(urls), content_type="text/plain")
 
@@ -279,8 +261,9 @@ def add_v2_routes(app: web.Application, server: EtcdServer) -> None:
     app.router.add_route("*", "/v2/stats/self", h.stats_self)
     app.router.add_route("*", "/v2/stats/leader", h.stats_leader)
     app.router.add_route("*", "/v2/stats/store", h.stats_store)
-    app.router.add_route("*", "/v2/members", h.members)
-    app.router.add_route("*", "/v2/members/{tail:.*}", h.members)
+    members = MembersHandler(server)
+    app.router.add_route("*", "/v2/members", members.handle)
+    app.router.add_route("*", "/v2/members/{tail:.*}", members.handle)
     app.router.add_route("*", "/v2/machines", h.machines)
 
 

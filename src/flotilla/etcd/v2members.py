@@ -1,0 +1,120 @@
+"""``/v2/members`` as etcd 3.4 answers it: the list, the leader, and membership changes with etcd's
+request checks (JSON content type, peer URLs, member IDs) and its ``{"message": ...}`` errors.
+
+A change that passes the checks needs the peer transport, which this member does not have yet: it is
+answered 501 with a message saying so, never pretended.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from flotilla.etcd.config import validate_url
+from flotilla.etcd.gofmt import go_json
+from flotilla.etcd.goresponses import method_not_allowed
+
+__all__ = ["MembersHandler"]
+
+_NOT_YET = "membership changes need the peer transport; this member serves a single-member cluster only"
+
+
+def _message(text: str, status: int, headers: dict) -> web.Response:
+    # etcd writes these errors with json.Marshal: no trailing newline.
+    return web.Response(body=go_json({"message": text}).encode(), status=status, headers=headers)
+
+
+def _go_json_error(error: json.JSONDecodeError, text: str) -> str:
+    """The message Go's encoding/json gives for the usual malformed bodies."""
+    if error.pos >= len(text):
+        return "unexpected end of JSON input"
+    char = text[error.pos]
+    if error.msg.startswith("Expecting property name"):
+        return f"invalid character '{char}' looking for beginning of object key string"
+    if error.msg.startswith("Expecting value"):
+        return f"invalid character '{char}' looking for beginning of value"
+    return f"invalid character '{char}' after top-level value" if error.msg == "Extra data" else error.msg
+
+
+class MembersHandler:
+    """Serves ``/v2/members[/...]`` for ``server`` (an EtcdServer)."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def member_json(self, member) -> dict:
+        return {
+            "id": f"{member.id:x}",
+            "name": member.name,
+            "peerURLs": list(member.peer_urls),
+            "clientURLs": list(member.client_urls),
+        }
+
+    def _json(self, body, status: int, headers: dict) -> web.Response:
+        headers = {**headers, "Content-Type": "application/json"}
+        return web.Response(body=(go_json(body) + "\n").encode(), status=status, headers=headers)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        method = request.method
+        if method not in ("GET", "POST", "DELETE", "PUT"):
+            return method_not_allowed("GET,POST,DELETE,PUT")
+        headers = {"X-Etcd-Cluster-Id": f"{self.server.cluster_id:x}", "Content-Type": "application/json"}
+        tail = request.match_info.get("tail", "")
+        if method == "GET":
+            return self._get(tail, headers)
+        if method == "POST":
+            body = await self._peer_urls(request, headers)
+            if isinstance(body, web.Response):
+                return body
+            known = {u for m in self.server.members.values() for u in m.peer_urls}
+            if known & set(body):
+                return _message("membership: peerURL exists", 409, headers)
+            return _message(_NOT_YET, 501, headers)
+        if not tail:
+            return method_not_allowed(None, {"X-Etcd-Cluster-Id": headers["X-Etcd-Cluster-Id"]})
+        member = self._member(tail)
+        if member is None:
+            return _message(f"No such member: {tail}", 404, headers)
+        if method == "PUT":
+            body = await self._peer_urls(request, headers)
+            if isinstance(body, web.Response):
+                return body
+        return _message(_NOT_YET, 501, headers)
+
+    def _get(self, tail: str, headers: dict) -> web.Response:
+        if tail == "leader":
+            leader = self.server.members.get(self.server.leader_id())
+            if leader is None:
+                return _message("During election", 503, headers)
+            return self._json(self.member_json(leader), 200, headers)
+        if tail:
+            return _message("Not found", 404, headers)
+        members = sorted(self.server.members.values(), key=lambda m: m.id)
+        return self._json({"members": [self.member_json(m) for m in members]}, 200, headers)
+
+    def _member(self, id_text: str):
+        try:
+            member_id = int(id_text, 16)
+        except ValueError:
+            return None
+        return self.server.members.get(member_id)
+
+    async def _peer_urls(self, request: web.Request, headers: dict) -> list[str] | web.Response:
+        content_type = request.headers.get("Content-Type", "")
+        if ";" in content_type:
+            content_type = content_type.split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
+            return _message(f"Bad Content-Type {content_type}, accept application/json", 415, headers)
+        text = (await request.read()).decode("utf-8", "replace")
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as error:
+            return _message(_go_json_error(error, text), 400, headers)
+        urls = body.get("peerURLs") if isinstance(body, dict) else None
+        if not urls:
+            return _message("no valid URLs given", 400, headers)
+        try:
+            return [validate_url(u) for u in urls]
+        except (ValueError, TypeError) as error:
+            return _message(str(error), 400, headers)
