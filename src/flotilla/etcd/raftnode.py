@@ -176,6 +176,9 @@ class RaftNode:
                 self.durable_index = rd.entries[-1].index
             if rd.snapshot is not None:
                 self.durable_index = max(self.durable_index, rd.snapshot.index)
+        elif rd.hard_state is not None:
+            # Only the commit index moved: no fsync to wait for (it goes out with the next WAL write).
+            self.storage.note_commit(rd.hard_state)
         if rd.messages_after_persist:
             self.transport.send(rd.messages_after_persist)
         if rd.snapshot is not None:

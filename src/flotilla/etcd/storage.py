@@ -107,12 +107,23 @@ class MemberStorage:
     def write_ahead(self, rd: Ready) -> None:
         """Make the Ready's snapshot, entries and hard state durable (blocking: run it in a thread).
         All of them go into one WAL write and one fsync: this is the group commit."""
+        hard_state = rd.hard_state or self._unsaved_commit
+        self._unsaved_commit = None
         with self._wal_lock:
             if rd.snapshot is not None:
                 self._snapshotter.save(rd.snapshot)
                 self._wal.save_snapshot(WalSnapshotMark(rd.snapshot.index, rd.snapshot.term))
-            if rd.entries or rd.hard_state is not None:
-                self._wal.save(rd.hard_state, rd.entries)
+            if rd.entries or hard_state is not None:
+                self._wal.save(hard_state, rd.entries)
+
+    _unsaved_commit: HardState | None = None
+
+    def note_commit(self, hard_state: HardState) -> None:
+        """A hard state that only moves the commit index (no fsync needed, etcd's MustSync): raft's
+        memory takes it now, the WAL with the next write. A crash before then only makes a restart
+        re-learn the commit index."""
+        self.memory.set_hard_state(hard_state)
+        self._unsaved_commit = hard_state
 
     def mirror(self, rd: Ready) -> None:
         """Bring raft's in-memory log up to what ``write_ahead`` made durable (on the event loop)."""

@@ -157,6 +157,7 @@ class RawNode:
                 # the same term twice).
                 rd.messages_after_persist = rd.messages + rd.messages_after_persist
                 rd.messages = []
+                rd.term_or_vote_changed = True
             rd.hard_state = self._prev_hard = hard
         return rd
 

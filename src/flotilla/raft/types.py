@@ -194,7 +194,10 @@ class Ready:
     committed_entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     messages_after_persist: list[Message] = field(default_factory=list)
+    term_or_vote_changed: bool = False
 
     def must_sync(self) -> bool:
-        """True when step 2 has anything to write durably."""
-        return bool(self.entries) or self.snapshot is not None or self.hard_state is not None
+        """True when step 2 must be fsynced: new entries, a snapshot, or a new term or vote (etcd's
+        MustSync). A hard state that only moves the commit index may be written without waiting for
+        the disk: raft never needs a durable commit index (it is re-learned after a restart)."""
+        return bool(self.entries) or self.snapshot is not None or self.term_or_vote_changed
