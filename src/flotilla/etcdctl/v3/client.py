@@ -20,6 +20,63 @@ from flotilla.etcd.api import rpc_pb2, rpc_pb2_grpc
 
 _NEVER_CONNECTED = "latest balancer error: all SubConns are in TransientFailure"
 
+# etcd 3.4's rpctypes: a server error with one of these descriptions reaches the user as its bare text.
+_KNOWN_SUFFIXES = (
+    "Peer URLs already exists",
+    "authentication failed, invalid user ID or password",
+    "authentication is not enabled",
+    "bad leader transferee",
+    "can only promote a learner member",
+    "can only promote a learner member which is in sync with leader",
+    "corrupt cluster",
+    "duplicate key given in txn request",
+    "given member URLs are invalid",
+    "invalid auth management",
+    "invalid auth token",
+    "key is not provided",
+    "key not found",
+    "leader changed",
+    "lease already exists",
+    "lease is provided",
+    "member ID already exist",
+    "member not found",
+    "mvcc: database space exceeded",
+    "mvcc: required revision has been compacted",
+    "mvcc: required revision is a future revision",
+    "no leader",
+    "not capable",
+    "not leader",
+    "permission denied",
+    "permission is not granted to the role",
+    "re-configuration failed due to not enough started members",
+    "request is too large",
+    "request timed out",
+    "request timed out, possibly due to connection lost",
+    "request timed out, possibly due to previous leader failure",
+    "request timed out, waiting for the applied index took too long",
+    "requested lease not found",
+    "revision of auth store is old",
+    "role is not granted to the user",
+    "role name already exists",
+    "role name is empty",
+    "role name not found",
+    "root user does not exist",
+    "root user does not have root role",
+    "rpc not supported for learner",
+    "server stopped",
+    "too large lease TTL",
+    "too many learner members in cluster",
+    "too many operations in txn request",
+    "too many requests",
+    "unhealthy cluster",
+    "user name already exists",
+    "user name is empty",
+    "user name not found",
+    "value is provided",
+    "watch canceled",
+)
+KNOWN_ERRORS = frozenset("etcdserver: " + s for s in _KNOWN_SUFFIXES)
+
 
 @dataclass
 class ClientConfig:
@@ -175,7 +232,7 @@ class Client:
             return RPCFailed("context deadline exceeded", code)
         if code is grpc.StatusCode.CANCELLED:
             return RPCFailed("context canceled", code)
-        if details.startswith("etcdserver: "):
+        if details in KNOWN_ERRORS:
             return RPCFailed(details, code)
         return RPCFailed(wire, code)
 

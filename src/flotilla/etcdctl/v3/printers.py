@@ -573,16 +573,17 @@ class ProtobufPrinter(Unsupported):
         fail(EXIT_BAD_FEATURE, f"marshal unsupported for type {go_type} ({{...}})")
 
     def grant(self, resp) -> None:
-        self._no_marshal("clientv3.LeaseGrantResponse")
+        # clientv3's lease responses embed *pb.ResponseHeader, whose Marshal is promoted: etcdctl prints
+        # the header alone.
+        self._print(resp.header)
+
+    keep_alive = grant
+
+    def time_to_live(self, resp, keys: bool) -> None:
+        self._print(resp.header)
+
+    def leases(self, resp) -> None:
+        self._print(resp.header)
 
     def revoke(self, lease_id: int, resp) -> None:
         self._no_marshal("clientv3.LeaseRevokeResponse")
-
-    def keep_alive(self, resp) -> None:
-        self._no_marshal("clientv3.LeaseKeepAliveResponse")
-
-    def time_to_live(self, resp, keys: bool) -> None:
-        self._no_marshal("*clientv3.LeaseTimeToLiveResponse")
-
-    def leases(self, resp) -> None:
-        self._no_marshal("*clientv3.LeaseLeasesResponse")
