@@ -248,9 +248,10 @@ def _suggestions(root: Command, typed: str) -> str:
     return "\n\nDid you mean this?\n" + "".join(f"\t{n}\n" for n in found)
 
 
-_REGISTRATION = ["get", "put", "del", "txn", "compaction", "alarm", "defrag", "endpoint", "move-leader", "watch",
-                 "version", "lease", "member", "snapshot", "make-mirror", "migrate", "lock", "elect", "auth",
-                 "user", "role", "check", "help", "completion"]  # fmt: skip
+_REGISTRATION = (
+    "get put del txn compaction alarm defrag endpoint move-leader watch version lease member snapshot "
+    "make-mirror migrate lock elect auth user role check help completion"
+).split()
 
 
 def _levenshtein(a: str, b: str) -> int:
