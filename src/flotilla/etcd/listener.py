@@ -13,7 +13,7 @@ import socket
 import weakref
 from collections.abc import Callable
 
-__all__ = ["client_gone", "ClientListener"]
+__all__ = ["ClientGone", "ClientListener", "client_gone"]
 
 log = logging.getLogger("flotilla.etcd")
 
@@ -58,17 +58,48 @@ class _Relay(asyncio.Protocol):
             self.peer.resume_reading()
 
 
-_CLIENT_GONE: weakref.WeakKeyDictionary[asyncio.BaseTransport, asyncio.Event] = weakref.WeakKeyDictionary()
-
-
-def client_gone(transport: asyncio.BaseTransport | None) -> asyncio.Event:
-    """Set once the HTTP client on ``transport`` has stopped sending (EOF) or disconnected: what Go's
+class ClientGone:
+    """Whether the HTTP client on a connection has stopped sending (EOF) or disconnected: what Go's
     CloseNotify reports. A long-lived response (a v2 watch) ends on it; a plain request still answers."""
+
+    __slots__ = ("_callbacks", "_set", "__weakref__")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback()
+
+    def add_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the client is gone (at once if it already is)."""
+        if self._set:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    def remove_callback(self, callback: Callable[[], None]) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+
+_CLIENT_GONE: weakref.WeakKeyDictionary[asyncio.BaseTransport, ClientGone] = weakref.WeakKeyDictionary()
+
+
+def client_gone(transport: asyncio.BaseTransport | None) -> ClientGone:
+    """The ClientGone of the HTTP connection on ``transport`` (None: a connection already closed)."""
     if transport is None:
-        gone = asyncio.Event()
+        gone = ClientGone()
         gone.set()
         return gone
-    return _CLIENT_GONE.setdefault(transport, asyncio.Event())
+    return _CLIENT_GONE.setdefault(transport, ClientGone())
 
 
 class _HalfCloseTolerant(asyncio.Protocol):

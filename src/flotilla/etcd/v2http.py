@@ -163,12 +163,21 @@ class _V2Handlers:
 
     async def _watch(self, request: web.Request, r, headers: dict) -> web.StreamResponse:
         store = self.server.v2store
+        loop = asyncio.get_running_loop()
         start_index = store.index
         watcher = store.watch(r.Path, recursive=r.Recursive, stream=r.Stream, since_index=r.Since)
-        wake = asyncio.Event()
-        watcher.on_event = wake.set
+        # etcd: a stream that starts from the history gets that one event and stays open, receiving
+        # nothing more, until the client leaves (the core hands it over already removed).
+        held_open = r.Stream and watcher.removed
+        waiter: asyncio.Future | None = None
+
+        def wake() -> None:  # an event arrived, the watcher was dropped, or the client left
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        watcher.on_event = wake
         gone = client_gone(request.transport)
-        gone_wait = asyncio.ensure_future(gone.wait())
+        gone.add_callback(wake)
         try:
             headers["X-Etcd-Index"] = str(start_index)
             headers["X-Raft-Index"] = str(self.server.committed_index())
@@ -177,29 +186,21 @@ class _V2Handlers:
             response.content_type = "application/json"
             await response.prepare(request)  # headers go out at once: clients long-poll
             while True:
-                while watcher.pending:
-                    event = watcher.pending.popleft()
-                    await response.write(self._encoded(event))
-                    if not r.Stream:
-                        return response
-                if watcher.removed and not watcher.pending:
-                    if r.Stream and not gone.is_set():
-                        # etcd: a stream that started from the history got its one event and stays
-                        # open, receiving nothing more, until the client leaves.
-                        await gone_wait
-                    return response
-                wake.clear()
                 if watcher.pending:
+                    event = watcher.pending.popleft()
+                    if not r.Stream:
+                        await response.write_eof(self._encoded(event))  # event and end in one send
+                        return response
+                    await response.write(self._encoded(event))
                     continue
-                woken = asyncio.ensure_future(wake.wait())
-                try:
-                    await asyncio.wait((woken, gone_wait), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    woken.cancel()
                 if gone.is_set():
                     return response  # the client left: its watcher goes (Go's CloseNotify)
+                if watcher.removed and not held_open:
+                    return response  # dropped (a snapshot recovery, a full buffer): end the response
+                waiter = loop.create_future()
+                await waiter
         finally:
-            gone_wait.cancel()
+            gone.remove_callback(wake)
             with contextlib.suppress(Exception):
                 store.unwatch(watcher)
 
