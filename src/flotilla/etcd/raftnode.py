@@ -44,7 +44,7 @@ log = logging.getLogger("flotilla.etcd.raft")
 # Below this moving average of the WAL write (fdatasync included), it runs on the event loop: handing it
 # to a thread and back costs more (measured: ~0.1 ms fdatasync vs ~2 ms per thread round trip under load).
 INLINE_WRITE_MAX_S = 0.001
-INLINE_WRITE_MAX_ENTRIES = 8
+INLINE_WRITE_MAX_ENTRIES = 2
 
 
 class Transport(Protocol):
