@@ -234,7 +234,7 @@ class EtcdServer:
                 "Restore the data directory from a backup, or remove it and re-add the member."
             )
         self.applied_index = max(self.consistent_index, self.snapshot_index)
-        self.v2_applied_index = self.snapshot_index  # the v2 tree stands at the snapshot's index
+        self.v2_applied_index = self.snapshot_index  # the last index the v2 tree has applied
         self._publish_attributes()
         rng = random.Random(s.seed if s.seed is not None else self.member_id ^ time.time_ns())
         config = Config(
@@ -412,6 +412,9 @@ class EtcdServer:
                     fut.set_result(result)
         if entries[-1].index > self.applied_index:
             self.applied_index = entries[-1].index
+        # The v2 tree has now seen every entry raft handed over. (``applied_index`` may be ahead: after a
+        # restart it starts at the backend's index, which can pass the WAL's commit index.)
+        self.v2_applied_index = max(self.v2_applied_index, entries[-1].index)
         if self.metrics is not None:
             self.metrics.on_applied(len(entries))
         if self.applied_index - self.snapshot_index > self.settings.snapshot_count and not self._snapshotting:
@@ -738,9 +741,10 @@ class EtcdServer:
         """Snapshot at the applied index: make the backend durable there, write the snapshot file,
         release the WAL before it and compact the in-memory log."""
         try:
-            # The v2 tree is copied at exactly the applied index; the backend commit below then holds
-            # at least that index.
-            index = self.applied_index
+            # The v2 tree is copied at exactly the index it has applied (not ``applied_index``, which the
+            # backend may have put ahead of the tree during a restart's replay); the backend commit below
+            # then holds at least that index.
+            index = self.v2_applied_index
             state = {"members": [m.to_json() for m in self.members.values()]}
             state["v2store"] = self.v2store.save().decode()
             await self._commit_backend(sync=True)
