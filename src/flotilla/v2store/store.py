@@ -426,9 +426,22 @@ class V2Store:
     def _remove(self, node: _Node, event: Event | None) -> None:
         """Unlink ``node`` and its subtree, children first. With ``event``, the watchers of every removed
         node hear of it (etcd's delete callback), before the event's own notification."""
-        if node.children:
-            for child in list(node.children.values()):
-                self._remove(child, event)
+        if not node.children:
+            self._unlink(node, event)
+            return
+        # Depth first without recursion: a tree may be deeper than Python's stack (etcd has no limit), and
+        # an exception here would stop the apply loop at the same entry on every restart.
+        stack = [(node, iter(list(node.children.values())))]
+        while stack:
+            current, children = stack[-1]
+            child = next(children, None)
+            if child is not None:
+                stack.append((child, iter(list(child.children.values())) if child.children else iter(())))
+                continue
+            stack.pop()
+            self._unlink(current, event)
+
+    def _unlink(self, node: _Node, event: Event | None) -> None:
         parent = node.parent
         if parent is not None and parent.children is not None and parent.children.get(node.name) is node:
             del parent.children[node.name]
@@ -486,8 +499,12 @@ def _join(parent: str, name: str) -> str:
     return f"/{name}" if parent == "/" else f"{parent}/{name}"
 
 
-def _walk(node: _Node) -> list[_Node]:
-    nodes = [node]
-    for child in (node.children or {}).values():
-        nodes.extend(_walk(child))
+def _walk(root: _Node) -> list[_Node]:
+    """The tree in pre-order (children in the tree's order), without recursion."""
+    nodes, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        if node.children:
+            stack.extend(reversed(list(node.children.values())))
     return nodes
