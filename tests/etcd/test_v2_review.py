@@ -5,9 +5,11 @@ and its HTTP app on a loopback port. Each test is a bug that was found: its docs
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from flotilla.etcd import raftnode
@@ -143,5 +145,74 @@ def test_a_recursive_delete_of_a_deep_tree_leaves_the_member_running(tmp_path):
             await _v2(server, Method="PUT", Path="/after", Val="ok")
         async with _running(tmp_path) as server:
             assert _keys(server) == ["/after"]
+
+    asyncio.run(main())
+
+
+# --- watches -------------------------------------------------------------------------------------------
+async def _read_until_end(response: aiohttp.ClientResponse, timeout_s: float) -> list[bytes]:
+    """The lines of a watch response; fails if it has not ended within ``timeout_s``."""
+    lines = []
+
+    async def read() -> None:
+        async for line in response.content:
+            lines.append(line)
+
+    try:
+        await asyncio.wait_for(read(), timeout_s)
+    except TimeoutError:
+        raise AssertionError(f"the watch response did not end ({len(lines)} lines read)") from None
+    return lines
+
+
+def test_a_stream_watcher_dropped_for_falling_behind_ends_its_response(tmp_path):
+    """etcd drops a watcher whose 100-event buffer is full and closes its channel, which ends the
+    stream: the client sees the end and watches again. Ours kept the response open, delivering nothing
+    more, so a streaming client silently missed every later event. (One SYNC that expires more than 100
+    keys fills the buffer at once.)"""
+
+    async def main() -> None:
+        async with _running(tmp_path) as server, _serving(server) as (_, url):
+            later = time.time_ns() + 3600 * _NS
+            for i in range(120):
+                await _v2(server, Method="PUT", Path=f"/q/k{i:03d}", Val="v", Expiration=later)
+            async with aiohttp.ClientSession() as session:
+                watch_url = f"{url}/v2/keys/q?wait=true&recursive=true&stream=true"
+                async with session.get(watch_url) as response:
+                    assert response.status == 200
+                    expired = await _v2(server, Method="SYNC", Time=later + _NS)
+                    assert len(expired) == 120
+                    lines = await _read_until_end(response, 3.0)
+                assert 0 < len(lines) <= 100
+                await asyncio.sleep(0.05)
+                assert server.v2store.watcher_count == 0
+
+    asyncio.run(main())
+
+
+def test_an_open_watch_does_not_hold_up_the_member_stopping(tmp_path):
+    """Stopping the member's HTTP side waits for running handlers (aiohttp: up to 60 s, then another 60 s
+    after cancelling): a v2 watch nobody wrote to kept a stopping member alive for two minutes, so SIGTERM
+    did not stop it. etcd closes its watches and exits at once."""
+
+    async def main() -> None:
+        async with _running(tmp_path) as server, _serving(server) as (runner, url):
+            async with aiohttp.ClientSession() as session:
+                waits = [
+                    session.get(f"{url}/v2/keys/w?wait=true"),
+                    session.get(f"{url}/v2/keys/s?wait=true&stream=true"),
+                ]
+                await _v2(server, Method="PUT", Path="/h", Val="v")
+                # A stream resumed from the history stays open after its one event, as in etcd.
+                waits.append(session.get(f"{url}/v2/keys/h?wait=true&stream=true&waitIndex=1"))
+                responses = [await w for w in waits]
+                assert [r.status for r in responses] == [200, 200, 200]
+                await asyncio.sleep(0.1)
+                started = time.monotonic()
+                await asyncio.wait_for(runner.cleanup(), 5.0)
+                assert time.monotonic() - started < 3.0
+                for response in responses:
+                    await _read_until_end(response, 1.0)
+                    response.release()
 
     asyncio.run(main())

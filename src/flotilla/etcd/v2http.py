@@ -101,6 +101,15 @@ def _server_error(error: Exception) -> V2Error:
 class _V2Handlers:
     def __init__(self, server: EtcdServer) -> None:
         self.server = server
+        self._closing = False
+        self._open_watches: set = set()  # the wake() of every running watch
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """End every watch: a stopping HTTP server waits for running handlers (aiohttp: minutes), and
+        etcd closes its watches when it stops."""
+        self._closing = True
+        for wake in list(self._open_watches):
+            wake()
 
     @property
     def cluster_id_hex(self) -> str:
@@ -178,6 +187,7 @@ class _V2Handlers:
         watcher.on_event = wake
         gone = client_gone(request.transport)
         gone.add_callback(wake)
+        self._open_watches.add(wake)
         try:
             headers["X-Etcd-Index"] = str(start_index)
             headers["X-Raft-Index"] = str(self.server.committed_index())
@@ -193,13 +203,14 @@ class _V2Handlers:
                         return response
                     await response.write(self._encoded(event))
                     continue
-                if gone.is_set():
-                    return response  # the client left: its watcher goes (Go's CloseNotify)
+                if gone.is_set() or self._closing:
+                    return response  # the client left (Go's CloseNotify) or the member stops
                 if watcher.removed and not held_open:
                     return response  # dropped (a snapshot recovery, a full buffer): end the response
                 waiter = loop.create_future()
                 await waiter
         finally:
+            self._open_watches.discard(wake)
             gone.remove_callback(wake)
             with contextlib.suppress(Exception):
                 store.unwatch(watcher)
@@ -257,6 +268,7 @@ def _follower_stats() -> dict:
 def add_v2_routes(app: web.Application, server: EtcdServer) -> None:
     """Mount the v2 API (etcd serves it only with ``--enable-v2``)."""
     h = _V2Handlers(server)
+    app.on_shutdown.append(h.on_shutdown)
     app.router.add_route("*", KEYS_PREFIX, h.keys)
     app.router.add_route("*", KEYS_PREFIX + "/{tail:.*}", h.keys)
     app.router.add_route("*", "/v2/stats/self", h.stats_self)
