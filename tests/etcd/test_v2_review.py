@@ -16,6 +16,7 @@ from flotilla.etcd import raftnode
 from flotilla.etcd.api import etcdserver_pb2
 from flotilla.etcd.http import make_http_app
 from flotilla.etcd.server import EtcdServer, Member, ServerSettings
+from flotilla.etcd.v2form import parse_form, parse_key_request
 from flotilla.v2store import V2Store
 
 MEMBER_ID = 0x4321
@@ -214,5 +215,49 @@ def test_an_open_watch_does_not_hold_up_the_member_stopping(tmp_path):
                 for response in responses:
                     await _read_until_end(response, 1.0)
                     response.release()
+
+    asyncio.run(main())
+
+
+# --- request parsing -----------------------------------------------------------------------------------
+def _int64(value: int) -> int:
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+def test_a_ttl_past_int64_wraps_around_as_in_go():
+    """etcd computes the expiry as ``Now().Add(Duration(ttl) * Second).UnixNano()``, which wraps around
+    int64: ``ttl=8000000000`` makes a permanent key and ``ttl=18446744073709551615`` one that expired a
+    second ago. Ours overflowed the protobuf field: 500 Internal Server Error."""
+    now = 1_763_800_000 * _NS
+    for ttl in (8_000_000_000, 9_999_999_999, (1 << 64) - 1):
+        request = parse_key_request("PUT", "/t", {"value": ["v"], "ttl": [str(ttl)]}, now).request
+        assert request.Expiration == _int64(now + ttl * _NS)
+    assert parse_key_request("PUT", "/t", {"ttl": [str((1 << 64) - 1)]}, now).request.Expiration == now - _NS
+
+
+def test_raw_non_utf8_bytes_in_a_form_body_are_replaced():
+    """Go keeps the bytes and its JSON encoder writes U+FFFD for them; ours handed a lone surrogate to
+    protobuf: 500 Internal Server Error."""
+    form = parse_form("PUT", "", "application/x-www-form-urlencoded", b"value=a\xffb&k\xfe=1")
+    assert form["value"] == ["a\ufffdb"]
+    assert parse_key_request("PUT", "/raw", form, 0).request.Val == "a\ufffdb"
+    assert parse_form("PUT", "", "application/x-www-form-urlencoded", "value=é".encode())["value"] == ["é"]
+
+
+def test_odd_ttls_and_bytes_over_http(tmp_path):
+    async def main() -> None:
+        async with _running(tmp_path) as server, _serving(server) as (_, url):
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            async with aiohttp.ClientSession(headers=form) as session:
+                async with session.put(f"{url}/v2/keys/far", data="value=v&ttl=8000000000") as response:
+                    assert response.status == 201
+                    assert "ttl" not in (await response.json())["node"]
+                past = f"value=v&ttl={(1 << 64) - 1}"
+                async with session.put(f"{url}/v2/keys/past", data=past) as response:
+                    assert response.status == 201
+                    assert (await response.json())["node"]["ttl"] == -1
+                async with session.put(f"{url}/v2/keys/raw", data=b"value=a\xffb") as response:
+                    assert response.status == 201
+                    assert (await response.json())["node"]["value"] == "a\ufffdb"
 
     asyncio.run(main())

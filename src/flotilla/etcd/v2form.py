@@ -36,8 +36,9 @@ class KeyRequest:
 
 
 def _unescape(text: str) -> str:
-    """Go's url.QueryUnescape: ``+`` is a space, ``%XX`` a byte; a bad escape is an error."""
-    if "%" not in text and "+" not in text:
+    """Go's url.QueryUnescape: ``+`` is a space, ``%XX`` a byte; a bad escape is an error. Bytes that are
+    not UTF-8 become U+FFFD (what etcd's JSON shows for them)."""
+    if "%" not in text and "+" not in text and text.isascii():
         return text
     raw = text.encode("utf-8", "surrogateescape")
     out = bytearray()
@@ -200,8 +201,14 @@ def parse_key_request(method: str, key: str, form: dict[str, list[str]], now_ns:
             if ttl is None:
                 raise V2Error(ErrorCode.REFRESH_TTL_REQUIRED, "No TTL value set", 0)
     if ttl is not None:
-        request.Expiration = now_ns + ttl * 1_000_000_000
+        # Go's Duration(ttl) * Second and UnixNano() wrap around int64: a huge ttl gives an expiry before
+        # 2000 (a permanent key on set/create) or in the past, as etcd stores it, not an overflow.
+        request.Expiration = _int64(now_ns + ttl * 1_000_000_000)
     return KeyRequest(request, no_value_on_success, form)
+
+
+def _int64(value: int) -> int:
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 def _join_key(key: str) -> str:
