@@ -261,3 +261,20 @@ def test_odd_ttls_and_bytes_over_http(tmp_path):
                     assert (await response.json())["node"]["value"] == "a\ufffdb"
 
     asyncio.run(main())
+
+
+def test_v2_indexes_do_not_depend_on_the_initial_cluster_flag_at_a_restart(tmp_path):
+    """Before its first snapshot a restarting member rebuilds the v2 tree from the WAL on top of the
+    indexes etcd spends on membership, counted from ``--initial-cluster`` — a flag etcd ignores at a
+    restart. Given another member list, every replayed write got another index than the one its client
+    was told (and a compareAndSwap on prevIndex then failed)."""
+    other = Member(0x99, "m2", ("http://127.0.0.1:3",), ("http://127.0.0.1:4",))
+
+    async def main() -> None:
+        async with _running(tmp_path) as server:
+            told = (await _v2(server, Method="PUT", Path="/a", Val="v")).node.modified_index
+        members = [*_settings(tmp_path).members, other]
+        async with _running(tmp_path, members=members) as server:
+            assert server.v2store.get("/a", now_ns=0).node.modified_index == told
+
+    asyncio.run(main())

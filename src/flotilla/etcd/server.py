@@ -270,8 +270,9 @@ class EtcdServer:
         store = V2Store(self.settings.v2_history_size)
         # etcd 3.4 records membership in the same v2 store (each member's raft attributes and attributes,
         # then the cluster version) before any client write: skip those indexes so a fresh member's
-        # first key gets the index a CoreOS tutorial shows.
-        for _ in range(2 * len(self.settings.members) + 1):
+        # first key gets the index a CoreOS tutorial shows. (The recorded members, not the flags: a restart
+        # rebuilds the tree from here, and etcd ignores --initial-cluster at a restart.)
+        for _ in range(2 * len(self.members) + 1):
             store.advance_index()
         return store
 
