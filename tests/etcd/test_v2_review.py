@@ -278,3 +278,40 @@ def test_v2_indexes_do_not_depend_on_the_initial_cluster_flag_at_a_restart(tmp_p
             assert server.v2store.get("/a", now_ns=0).node.modified_index == told
 
     asyncio.run(main())
+
+
+# etcd 3.4.23's answers to POST /v2/members bodies of the wrong JSON types (curl, 2026-11).
+_STRUCT = 'struct { PeerURLs []string "json:\\"peerURLs\\"" }'
+_MEMBER_BODIES = [
+    ('{"peerURLs":[1]}', "json: cannot unmarshal number into Go struct field .peerURLs of type string"),
+    ('{"peerURLs":[true]}', "json: cannot unmarshal bool into Go struct field .peerURLs of type string"),
+    (
+        '{"peerURLs":"http://1.2.3.4:1"}',
+        "json: cannot unmarshal string into Go struct field .peerURLs of type []string",
+    ),
+    ('{"peerURLs":{"a":1}}', "json: cannot unmarshal object into Go struct field .peerURLs of type []string"),
+    ('{"peerURLs":[null]}', "URL scheme must be http, https, unix, or unixs: "),
+    ("[1]", f"json: cannot unmarshal array into Go value of type {_STRUCT}"),
+    ('"x"', f"json: cannot unmarshal string into Go value of type {_STRUCT}"),
+]
+
+
+def test_members_bodies_of_other_json_types_are_go_errors_not_500s(tmp_path):
+    """A peer URL that was not a string (a number, null) was a 500 from an AttributeError; other types
+    gave other messages than Go's encoding/json. Go also matches the field name without regard to case."""
+
+    async def main() -> None:
+        async with _running(tmp_path) as server, _serving(server) as (_, url):
+            headers = {"Content-Type": "application/json"}
+            async with aiohttp.ClientSession(headers=headers) as session:
+                for body, message in _MEMBER_BODIES:
+                    async with session.post(f"{url}/v2/members", data=body) as response:
+                        assert (response.status, await response.json(content_type=None)) == (
+                            400,
+                            {"message": message},
+                        ), body
+                body = '{"PEERURLS":["http://1.2.3.4:5"]}'
+                async with session.post(f"{url}/v2/members", data=body) as response:
+                    assert response.status == 501  # past every check (etcd: 201, it adds the member)
+
+    asyncio.run(main())

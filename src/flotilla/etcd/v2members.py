@@ -111,10 +111,42 @@ class MembersHandler:
             body = json.loads(text)
         except json.JSONDecodeError as error:
             return _message(_go_json_error(error, text), 400, headers)
-        urls = body.get("peerURLs") if isinstance(body, dict) else None
-        if not urls:
-            return _message("no valid URLs given", 400, headers)
         try:
+            urls = _peer_urls_field(body)
+            if not urls:
+                return _message("no valid URLs given", 400, headers)
             return [validate_url(u) for u in urls]
-        except (ValueError, TypeError) as error:
+        except ValueError as error:
             return _message(str(error), 400, headers)
+
+
+_GO_STRUCT = 'struct { PeerURLs []string "json:\\"peerURLs\\"" }'
+
+
+def _go_kind(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}[type(value)]
+
+
+def _peer_urls_field(body) -> list[str]:
+    """``peerURLs`` as Go's encoding/json fills etcd's request struct: the key matched without regard to
+    case, null as nothing, and Go's message for a value of another JSON type (ValueError)."""
+    if body is None:
+        return []
+    if not isinstance(body, dict):
+        raise ValueError(f"json: cannot unmarshal {_go_kind(body)} into Go value of type {_GO_STRUCT}")
+    urls = body.get("peerURLs")
+    if urls is None:
+        urls = next((v for k, v in body.items() if k.lower() == "peerurls"), None)
+    if urls is None:
+        return []
+    field = "Go struct field .peerURLs of type"
+    if not isinstance(urls, list):
+        raise ValueError(f"json: cannot unmarshal {_go_kind(urls)} into {field} []string")
+    for url in urls:
+        if url is not None and not isinstance(url, str):
+            raise ValueError(f"json: cannot unmarshal {_go_kind(url)} into {field} string")
+    return ["" if url is None else url for url in urls]
