@@ -145,6 +145,12 @@ class MemberStorage:
         backend must already hold the state at ``snapshot.index`` durably. Blocking: run it in a thread."""
         with self._wal_lock:
             self._snapshotter.save(snapshot)
+            # A commit-only hard state may not have reached the WAL yet, and a restart trusts only the
+            # marks at or below the WAL's commit: record that the snapshot's index is committed (it is:
+            # it was applied) before the mark, keeping the WAL's newest term and vote.
+            saved = self._wal.hard_state
+            if saved is not None and saved.commit < snapshot.index:
+                self._wal.save(HardState(saved.term, saved.vote, snapshot.index), [], sync=False)
             self._wal.save_snapshot(WalSnapshotMark(snapshot.index, snapshot.term))
             self._wal.release_before(snapshot.index)
 

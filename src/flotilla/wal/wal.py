@@ -195,6 +195,11 @@ class WAL:
         """Index of the last entry written, or of the last snapshot mark if that is later."""
         return self._last_index
 
+    @property
+    def hard_state(self) -> HardState | None:
+        """The last hard state saved (or read at open)."""
+        return self._hard_state
+
     def save(self, hard_state: HardState | None, entries: list[Entry], *, sync: bool = True) -> None:
         """Append ``entries`` (which may overwrite: entries >= entries[0].index are replaced) and then
         ``hard_state``, with one write() and, when ``sync`` and anything was written, one fdatasync: the
