@@ -197,7 +197,11 @@ class MemberProcess:
             cors_origins=self.cors_origins,
         )
         # A client whose connection drops cancels its handler (a half-close is listener.client_gone).
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
+        # A stop does not wait for long-lived responses (gateway watch streams, v2 watches): etcd closes
+        # them at once; aiohttp would wait a minute for each kind.
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
         await runner.setup()
         self._http_runner = runner
         for url in self.client_urls:
