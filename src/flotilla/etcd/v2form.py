@@ -9,6 +9,7 @@ answered as error 210 (Invalid POST form); each parameter's own error has its ow
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 
 from flotilla.etcd.api import etcdserver_pb2
@@ -111,20 +112,7 @@ def parse_form(method: str, query: str, content_type: str | None, body: bytes) -
 def clean_path(path: str) -> str:
     """Go's ServeMux path cleaning (path.Clean, keeping a trailing slash): a request whose path differs
     is redirected to the cleaned one with a 301."""
-    if not path:
-        return "/"
-    if path[0] != "/":
-        path = "/" + path
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    cleaned = "/" + "/".join(parts)
+    cleaned = "/" + posixpath.normpath("/" + path).lstrip("/")  # POSIX keeps a leading "//"; Go does not
     if path.endswith("/") and cleaned != "/":
         cleaned += "/"
     return cleaned

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
+
 
 def clean_path(path: str) -> str:
     """Go's ``path.Clean(path.Join("/", path))``: rooted, no empty, ``.`` or ``..`` segments, no trailing
     slash (except the root itself)."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/" + "/".join(parts)
+    return "/" + posixpath.normpath("/" + path).lstrip("/")  # POSIX keeps a leading "//"; Go does not
 
 
 def split_path(path: str) -> tuple[str, str]:
