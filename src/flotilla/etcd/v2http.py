@@ -180,9 +180,14 @@ class _V2Handlers:
         held_open = r.Stream and watcher.removed
         waiter: asyncio.Future | None = None
 
-        def wake() -> None:  # an event arrived, the watcher was dropped, or the client left
+        def wake_now() -> None:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+        def wake() -> None:  # an event arrived, the watcher was dropped, or the client left
+            # One loop hop later: the write that made the event (applied in the same pass) answers
+            # its own client first instead of after every watcher of the key.
+            loop.call_soon(wake_now)
 
         watcher.on_event = wake
         gone = client_gone(request.transport)
