@@ -14,7 +14,6 @@ import pytest
 from flotilla.etcdctl.v2 import main
 from flotilla.etcdctl.v2.commands import COMMANDS, command_help, find
 from flotilla.etcdctl.v2.flags import Flag, FlagError, parse, parse_duration, reorder
-from flotilla.etcdctl.v2.gotext import go_json, go_quote
 
 TTL = Flag("ttl", "int", "key time-to-live in seconds")
 SORT = Flag("sort", "bool", "returns result in sorted order")
@@ -76,19 +75,6 @@ def test_ints_and_durations_as_go_parses_them():
     for bad in ("5", "soon", "", "1.s5"):
         with pytest.raises(ValueError):
             parse_duration(bad)
-
-
-# --- Go text conventions
-
-
-def test_go_json_escapes_as_encoding_json():
-    assert go_json({"v": "a<b>&c\b\n\u2028é", "n": None, "d": True}) == (
-        '{"v":"a\\u003cb\\u003e\\u0026c\\u0008\\n\\u2028é","n":null,"d":true}'
-    )
-
-
-def test_go_quote():
-    assert go_quote('a "b"\n\x01') == '"a \\"b\\"\\n\\x01"'
 
 
 def test_command_help_is_urfaves_layout():

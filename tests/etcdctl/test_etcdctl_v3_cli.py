@@ -12,13 +12,14 @@ import pytest
 
 from flotilla.etcd.api import kv_pb2, rpc_pb2
 from flotilla.etcdctl.v3 import main
-from flotilla.etcdctl.v3.cmdline import parse_duration, parse_int
-from flotilla.etcdctl.v3.gojson import dumps, to_go
+from flotilla.etcdctl.v3.cmdline import parse_int
+from flotilla.etcdctl.v3.gojson import to_go
 from flotilla.etcdctl.v3.goquote import argify, go_unquote
 from flotilla.etcdctl.v3.kv import parse_compare, parse_request_op, prefix_end
 from flotilla.etcdctl.v3.snapshot import Crc32c
-from flotilla.etcdctl.v3.textfmt import go_duration, go_quote, humanize_bytes, render_table, tabwrite
+from flotilla.etcdctl.v3.textfmt import humanize_bytes, render_table, tabwrite
 from flotilla.etcdctl.v3.watch import parse_watch_args
+from flotilla.gotext import go_json
 
 
 def run(capsys, monkeypatch, *argv: str, env: dict | None = None) -> tuple[int, str, str]:
@@ -115,17 +116,9 @@ def test_unsupported_output_format(capsys, monkeypatch):
 
 
 def test_go_formats():
-    assert go_duration(0.001720967) == "1.720967ms"
-    assert go_duration(0.00085) == "850µs"
-    assert go_duration(62.5) == "1m2.5s"
-    assert go_duration(5) == "5s"
     assert humanize_bytes(24576) == "25 kB"
     assert humanize_bytes(2_100_000) == "2.1 MB"
     assert humanize_bytes(7) == "7 B"
-    assert go_quote(b'a"b\n\xff') == '"a\\"b\\n\\xff"'
-    assert parse_duration("1m30s") == 90.0
-    with pytest.raises(ValueError, match='time: invalid duration "xx"'):
-        parse_duration("xx")
     with pytest.raises(ValueError, match="value out of range"):
         parse_int("8000000000000000", 16)
 
@@ -156,13 +149,13 @@ def test_json_is_gos_encoding_of_the_gogo_structs():
             kvs=[kv_pb2.KeyValue(key=b"a", create_revision=5, mod_revision=9, version=3, value=b"3")],
             count=1))],
     )  # fmt: skip
-    assert dumps(to_go(resp)) == (
+    assert go_json(to_go(resp)) == (
         '{"header":{"cluster_id":1,"revision":9,"raft_term":2},"succeeded":true,"responses":[{"Response":'
         '{"ResponseRange":{"header":{"revision":9},"kvs":[{"key":"YQ==","create_revision":5,"mod_revision":9,'
         '"version":3,"value":"Mw=="}],"count":1}}}]}'
     )
     member = rpc_pb2.MemberListResponse(members=[rpc_pb2.Member(ID=7, name="m1", peerURLs=["http://x"])])
-    assert dumps(to_go(member)) == '{"members":[{"ID":7,"name":"m1","peerURLs":["http://x"]}]}'
+    assert go_json(to_go(member)) == '{"members":[{"ID":7,"name":"m1","peerURLs":["http://x"]}]}'
 
 
 # --- txn and watch input ---

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import platform
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from flotilla import __version__
+from flotilla.gotext import GoDurationError, parse_go_duration
 
 __all__ = [
     "ETCD_API_VERSION",
@@ -314,35 +314,15 @@ def _go_int(text: str, *, signed: bool, bits: int) -> int:
     return value
 
 
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-}  # fmt: skip
-_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
-
-
 def _go_duration(text: str) -> float:
     """time.ParseDuration in seconds: ``300ms``, ``1.5h``, ``2h45m``, ``-1s``; a bare number only for 0."""
-    body = text
-    sign = 1.0
-    if body[:1] in ("+", "-"):
-        sign, body = (-1.0 if body[0] == "-" else 1.0), body[1:]
-    if body == "0":
-        return 0.0
-    if not body:
-        raise ValueError("parse error (expected a duration such as 5s, 100ms or 2h)")
-    total, pos = 0.0, 0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        assert match is not None  # the pattern matches the empty string
-        whole, fraction, unit = match.groups()
-        if not (whole or fraction) or match.end() == pos:
-            raise ValueError("parse error (expected a duration such as 5s, 100ms or 2h)")
-        if unit not in _DURATION_UNITS:
-            reason = f"unknown unit {_q(unit)}" if unit else "missing unit"
-            raise ValueError(f"parse error ({reason}; use ns, us, ms, s, m or h, e.g. 5s)")
-        total += float(f"{whole or '0'}.{fraction or '0'}") * _DURATION_UNITS[unit]
-        pos = match.end()
-    return sign * total
+    try:
+        return parse_go_duration(text)
+    except GoDurationError as error:
+        if error.reason == "invalid":
+            raise ValueError("parse error (expected a duration such as 5s, 100ms or 2h)") from None
+        reason = f"unknown unit {_q(error.unit)}" if error.reason == "unknown unit" else "missing unit"
+        raise ValueError(f"parse error ({reason}; use ns, us, ms, s, m or h, e.g. 5s)") from None
 
 
 def _split_host_port(hostport: str) -> tuple[str, str]:

@@ -43,7 +43,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from flotilla.etcd.api import rpc_pb2
-from flotilla.etcd.gofmt import go_json
+from flotilla.gotext import go_json
 
 __all__ = ["HTTP_STATUS", "ROUTES", "GatewayAbort", "GatewayContext", "Route", "add_gateway_routes"]
 

@@ -19,12 +19,12 @@ import time
 from aiohttp import web
 
 from flotilla.etcd import errors
-from flotilla.etcd.gofmt import go_duration, go_json, rfc3339nano
 from flotilla.etcd.goresponses import bad_request, method_not_allowed, not_found
 from flotilla.etcd.listener import client_gone
 from flotilla.etcd.server import EtcdServer
 from flotilla.etcd.v2form import GoFormError, clean_path, parse_form, parse_key_request
 from flotilla.etcd.v2members import MembersHandler
+from flotilla.gotext import go_duration, go_json, rfc3339nano
 from flotilla.raft import Role
 from flotilla.v2store import ErrorCode, Event, V2Error
 

@@ -12,8 +12,8 @@ import json
 from aiohttp import web
 
 from flotilla.etcd.config import validate_url
-from flotilla.etcd.gofmt import go_json
 from flotilla.etcd.goresponses import method_not_allowed
+from flotilla.gotext import go_json
 
 __all__ = ["MembersHandler"]
 

@@ -15,7 +15,7 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from flotilla.etcdctl.v2.gotext import go_quote
+from flotilla.gotext import go_quote
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~13 ms per run)
 if TYPE_CHECKING:

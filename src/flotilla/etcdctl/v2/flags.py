@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from flotilla.etcdctl.v2.gotext import go_quote
+from flotilla.gotext import go_quote, parse_go_duration
 
 __all__ = ["Flag", "FlagError", "help_line", "parse", "parse_duration", "reorder"]
 
@@ -193,32 +193,9 @@ def _parse_int(text: str) -> int:
     return number
 
 
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
-
-
 def parse_duration(text: str) -> float:
     """Go's time.ParseDuration, in seconds; ValueError("parse error") as the flag package reports it."""
-    body = text.lstrip("+-") if text[:1] in "+-" else text
-    if body == "0":
-        return 0.0
-    total = 0.0
-    pos = 0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if not match or match.group(1) in ("", "."):
-            raise ValueError("parse error")
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if not body:
-        raise ValueError("parse error")
-    return -total if text.startswith("-") else total
+    try:
+        return parse_go_duration(text)
+    except ValueError:
+        raise ValueError("parse error") from None

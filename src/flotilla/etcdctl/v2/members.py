@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flotilla.etcdctl.v2.client import Client, ClientError, Request, decode_json
 from flotilla.etcdctl.v2.context import EXIT_CLUSTER_NOT_HEALTHY, EXIT_SERVER_ERROR, Context, fail
-from flotilla.etcdctl.v2.gotext import go_json, go_quote
+from flotilla.gotext import go_json, go_quote
 
 __all__ = ["cluster_health", "member_add", "member_list", "member_remove", "member_update"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from flotilla.etcdctl.v2.gotext import go_json
+from flotilla.gotext import go_json
 
 __all__ = ["KeysResponse", "go_node", "print_response"]
 

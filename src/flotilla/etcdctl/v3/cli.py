@@ -12,6 +12,7 @@ from flotilla.etcdctl.v3.client import Client, ClientConfig
 from flotilla.etcdctl.v3.cmdline import Command, Flag, UsageError, env_name
 from flotilla.etcdctl.v3.errors import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, CtlExit, fail
 from flotilla.etcdctl.v3.printers import SimplePrinter, new_printer
+from flotilla.gotext import go_duration
 
 
 def global_flags() -> list[Flag]:
@@ -194,7 +195,7 @@ def _flag_text(flag: Flag) -> str:
     if flag.kind == "bool":
         return "true" if value else "false"
     if flag.kind == "duration":
-        return cmdline.format_duration(value)
+        return go_duration(value)
     return str(value)
 
 

@@ -13,7 +13,7 @@ from flotilla.etcdctl.v3.client import RPCFailed
 from flotilla.etcdctl.v3.cmdline import API_VERSION, VERSION, Command, Flag, parse_uint
 from flotilla.etcdctl.v3.errors import EXIT_BAD_ARGS, EXIT_ERROR, CtlExit, fail
 from flotilla.etcdctl.v3.printers import EndpointHealth
-from flotilla.etcdctl.v3.textfmt import go_duration, go_quote
+from flotilla.gotext import go_duration, go_quote
 
 MEMBER_LIST_LONG = (
     "When --write-out is set to simple, this command prints out comma-separated member lists for each "

@@ -5,11 +5,11 @@ flags anywhere among the arguments) and etcd's ``ETCDCTL_*`` environment variabl
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flotilla.etcdctl.v3.textfmt import go_duration, tabwrite
+from flotilla.etcdctl.v3.textfmt import tabwrite
+from flotilla.gotext import go_duration, parse_go_duration
 
 VERSION = "3.4.23"
 API_VERSION = "3.4"
@@ -41,7 +41,7 @@ class Flag:
         elif self.kind == "int64":
             self.value = parse_int(text)
         elif self.kind == "duration":
-            self.value = parse_duration(text)
+            self.value = parse_go_duration(text)
         elif self.kind == "strings":
             items = next(csv.reader([text])) if text else []
             self.value = items if not self.changed else [*self.value, *items]
@@ -55,7 +55,7 @@ class Flag:
         if self.kind == "bool":
             return "true" if self.default else "false"
         if self.kind == "duration":
-            return format_duration(self.default)
+            return go_duration(self.default)
         return str(self.default)
 
 
@@ -89,33 +89,6 @@ def parse_uint(text: str, base: int = 10) -> int:
     if value >= 2**64:
         raise ValueError(f'strconv.ParseUint: parsing "{text}": value out of range')
     return value
-
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(text: str) -> float:
-    """time.ParseDuration, in seconds."""
-    body = text[1:] if text[:1] in "+-" else text
-    if body == "0":
-        return 0.0
-    total, pos = 0.0, 0
-    while pos < len(body):
-        match = _PART.match(body, pos)
-        if not match or match.group(1) in ("", "."):
-            if match is None and re.match(r"\d*\.?\d*$", body[pos:]) and body[pos:] not in ("", "."):
-                raise ValueError(f'time: missing unit in duration "{text}"')
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if not body:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return -total if text.startswith("-") else total
-
-
-def format_duration(seconds: float) -> str:
-    return go_duration(seconds)
 
 
 @dataclass

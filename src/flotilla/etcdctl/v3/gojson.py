@@ -4,13 +4,13 @@ etcdctl marshals the gogo-generated Go structs with ``encoding/json``, not with 
 field names are the ``.proto`` names (the struct tags), a oneof is an interface field named after the
 oneof in Go's CamelCase holding a wrapper struct whose field has no tag (``{"Response":{"ResponsePut":
 {...}}}``), every field is ``omitempty`` (zero numbers, false, empty strings, bytes and lists vanish),
-int64/uint64 are bare numbers, bytes are standard base64, enums are their numbers.
+int64/uint64 are bare numbers, bytes are standard base64, enums are their numbers. flotilla.gotext's
+go_json writes the result.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 
 from google.protobuf.descriptor import FieldDescriptor
 
@@ -66,16 +66,3 @@ def _value(field, value):
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def dumps(value) -> str:
-    """Go's json.Marshal text: compact, keys in the given order, non-ASCII kept, HTML characters escaped."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    # encoding/json escapes <, > and & (HTMLEscape) and the JavaScript line separators.
-    return (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )

@@ -20,7 +20,7 @@ from flotilla.etcdctl.v3.errors import (
     fail,
 )
 from flotilla.etcdctl.v3.goquote import argify, go_unquote
-from flotilla.etcdctl.v3.textfmt import go_quote
+from flotilla.gotext import go_quote
 
 PUT_LONG = """
 Puts the given key into the store.

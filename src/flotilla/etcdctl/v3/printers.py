@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from flotilla.etcd.api import rpc_pb2
 from flotilla.etcdctl.v3 import gojson
 from flotilla.etcdctl.v3.errors import EXIT_BAD_FEATURE, fail, go_panic_nil
-from flotilla.etcdctl.v3.textfmt import go_quote, humanize_bytes, render_table
+from flotilla.etcdctl.v3.textfmt import humanize_bytes, render_table
+from flotilla.gotext import go_json, go_quote
 
 _EVENT_TYPES = {0: "PUT", 1: "DELETE"}
 _ALARMS = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
@@ -295,7 +296,7 @@ class JSONPrinter(Unsupported):
     name = "json"
 
     def _print(self, value) -> None:
-        out(gojson.dumps(value))
+        out(go_json(value))
 
     def _message(self, message) -> None:
         self._print(gojson.to_go(message))

@@ -1,75 +1,10 @@
-"""Go's text formatting as etcdctl 3.4 prints it: ``%q`` quoting, ``time.Duration`` strings,
-go-humanize byte sizes, olekukonko/tablewriter tables and text/tabwriter columns (the help text)."""
+"""Go libraries' text formatting as etcdctl 3.4 prints it: go-humanize byte sizes, olekukonko/tablewriter
+tables and text/tabwriter columns (the help text). Go's own ``%q`` and durations are in flotilla.gotext."""
 
 from __future__ import annotations
 
 import math
 import unicodedata
-
-_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def go_quote(data: str | bytes) -> str:
-    """strconv.Quote: printable runes kept, the rest escaped; invalid UTF-8 bytes as ``\\xNN``."""
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif _printable(ch):
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def _printable(ch: str) -> bool:
-    # Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space.
-    if ch == " ":
-        return True
-    return unicodedata.category(ch)[0] in "LMNPS"
-
-
-def go_duration(seconds: float) -> str:
-    """time.Duration.String() of ``seconds``: ``1.720967ms``, ``850µs``, ``1m2.5s``."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return sign + _frac(ns, 1_000) + "µs"
-    if ns < 1_000_000_000:
-        return sign + _frac(ns, 1_000_000) + "ms"
-    hours, rest = divmod(ns, 3_600_000_000_000)
-    minutes, rest = divmod(rest, 60_000_000_000)
-    text = _frac(rest, 1_000_000_000) + "s"
-    if hours:
-        return f"{sign}{hours}h{minutes}m{text}"
-    if minutes:
-        return f"{sign}{minutes}m{text}"
-    return sign + text
-
-
-def _frac(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}." + f"{frac:0{digits}d}".rstrip("0")
-
 
 _SIZES = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
 

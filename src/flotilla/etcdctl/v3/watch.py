@@ -28,7 +28,7 @@ from flotilla.etcdctl.v3.errors import (
 from flotilla.etcdctl.v3.goquote import argify
 from flotilla.etcdctl.v3.kv import prefix_end
 from flotilla.etcdctl.v3.printers import WatchBatch
-from flotilla.etcdctl.v3.textfmt import go_quote
+from flotilla.gotext import go_quote
 
 BAD_ARGS_NUM = "bad number of arguments"
 BAD_ARGS_CONFLICT_ENV = "bad number of arguments (found conflicting environment key)"
