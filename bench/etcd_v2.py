@@ -9,10 +9,10 @@ then against Flotilla, ``--repeat`` times, and the best run of each counts:
 - ``get``: ``GET /v2/keys/bench/k<i>`` of one of 1,000 prefilled keys (served from the member's tree);
 - ``get quorum``: the same with ``?quorum=true`` (through raft).
 
-The load generator is ``etcd_v3.py``'s, over HTTP/1.1: ``--procs`` spawned client processes each run an
-asyncio loop with one aiohttp keep-alive session and their share of the ``--workers`` concurrent requests
-(a worker sends its next request as soon as the previous answer arrives). The table shows the CPU the
-client processes took next to each server's, so a client-bound row is visible.
+The load generator is etcd_v3.py's (``_load.py``), over HTTP/1.1: ``--procs`` spawned client processes
+each run an asyncio loop with one aiohttp keep-alive session and their share of the ``--workers``
+concurrent requests (a worker sends its next request as soon as the previous answer arrives). The table
+shows the CPU the client processes took next to each server's, so a client-bound row is visible.
 
 With ``put``, the same load then runs against a do-nothing aiohttp handler: the floor of any member that
 serves HTTP through aiohttp on this machine.
@@ -26,7 +26,7 @@ hundreds of responses in one client is not counted as the server's latency). The
 this repeats ``--watch-rounds`` times. Goal: p99 < 50 ms.
 
 After the tables, the Flotilla member is profiled under the put load (py-spy, or ``--profiler
-cprofile``), with ``etcd_v3.py``'s summaries.
+cprofile``), with etcd_v3.py's summaries (``_load.py``).
 
     .venv/bin/python bench/etcd_v2.py                        # ~2 minutes
     .venv/bin/python bench/etcd_v2.py --duration 3 --workers 16 --workloads put --watch-rounds 2
@@ -39,17 +39,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import http.client
 import json
-import multiprocessing
 import os
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -58,25 +54,26 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from etcd_v3 import (  # noqa: E402
+from _load import (  # noqa: E402
     HEADER,
     REQUEST_TIMEOUT_S,
     START_DELAY_S,
     VALUE,
-    CProfiledMember,
     LoadResult,
     Measurement,
-    _percentile,
-    _pyspy,
-    _Recorder,
-    _sleep_until,
+    Recorder,
+    add_common_args,
+    bench_run,
     format_row,
-    print_thread_cpu,
-    process_cpu_s,
-    summarize_pyspy,
-    thread_cpu_s,
+    percentile,
+    profile_member,
+    pyspy,
+    run_specs,
+    run_window,
+    shares,
+    sleep_until,
 )
-from processes import MemberProcess, free_port, real_etcd_available, start_member  # noqa: E402
+from processes import MemberProcess, free_port, start_member  # noqa: E402
 
 ENABLE_V2 = "--enable-v2=true"
 PUT_KEYS = 10_000
@@ -126,10 +123,9 @@ class V2LoadResult(LoadResult):
 
 @dataclass
 class V2Measurement(Measurement):
-    """etcd_v3's figures plus the slowest request and fairness: the fewest requests a worker completed
-    over the mean (1.0 = every worker served alike; a starved connection shows as a low figure)."""
+    """The shared figures plus fairness: the fewest requests a worker completed over the mean (1.0 = every
+    worker served alike; a starved connection shows as a low figure)."""
 
-    max_ms: float = float("nan")
     fairness: float = float("nan")
 
 
@@ -151,7 +147,7 @@ def _urls(spec: LoadSpec) -> list:
     return [URL(f"{base}{(spec.first_key + i) % n}{query}", encoded=True) for i in range(n)]
 
 
-async def _http_load(spec: LoadSpec, rec: _Recorder, stop_at: float, per_worker: list[int]) -> None:
+async def _http_load(spec: LoadSpec, rec: Recorder, stop_at: float, per_worker: list[int]) -> None:
     import aiohttp
 
     urls = _urls(spec)
@@ -163,7 +159,7 @@ async def _http_load(spec: LoadSpec, rec: _Recorder, stop_at: float, per_worker:
 
         async def worker(i: int) -> None:
             n, k = len(urls), i * 7919
-            await _sleep_until(spec.start_at)
+            await sleep_until(spec.start_at)
             while (started := time.perf_counter()) < stop_at:
                 try:
                     if put:
@@ -186,24 +182,13 @@ async def _http_load(spec: LoadSpec, rec: _Recorder, stop_at: float, per_worker:
 
 
 async def _run_load(spec: LoadSpec) -> V2LoadResult:
-    # The spec's times are wall clock (shared by all processes); perf_counter is what we measure with.
-    offset = time.perf_counter() - time.time()
-    start = spec.start_at + offset
-    measure_from = start + spec.warmup_s
-    stop_at = measure_from + spec.duration_s
-    rec = _Recorder(measure_from, stop_at)
-    spec = LoadSpec(**{**spec.__dict__, "start_at": start})
     per_worker = [0] * spec.workers
-    task = asyncio.ensure_future(_http_load(spec, rec, stop_at, per_worker))
-    await _sleep_until(measure_from)
-    cpu_from = time.process_time()
-    await _sleep_until(stop_at)
-    cpu_s = time.process_time() - cpu_from
-    try:
-        await task
-    except Exception as error:  # e.g. no connection: reported in the table, not a crash of the run
-        rec.error(error)
-    return V2LoadResult(len(rec.latencies), rec.errors, cpu_s, rec.latencies, rec.first_error, per_worker)
+
+    def started(start: float, rec: Recorder, stop_at: float):
+        return _http_load(dataclasses.replace(spec, start_at=start), rec, stop_at, per_worker)
+
+    result = await run_window(spec.start_at, spec.warmup_s, spec.duration_s, started)
+    return V2LoadResult(**vars(result), per_worker=per_worker)
 
 
 def run_load_process(spec: LoadSpec) -> V2LoadResult:
@@ -214,32 +199,14 @@ def run_load_process(spec: LoadSpec) -> V2LoadResult:
 def measure(pool, procs: int, member, workload: Workload, workers: int, args) -> V2Measurement:
     """Runs one workload against one member with ``workers`` requests in flight, split over the pool."""
     start_at = time.time() + START_DELAY_S
-    specs = []
-    for p in range(procs):
-        share = workers // procs + (1 if p < workers % procs else 0)
-        if share:
-            specs.append(
-                LoadSpec(member.address, workload, share, start_at, args.warmup, args.duration, p * 997)
-            )
-    pending = pool.map_async(run_load_process, specs)
-    time.sleep(max(0.0, start_at + args.warmup - time.time()))
-    cpu_from = process_cpu_s(member.proc.pid)
-    time.sleep(max(0.0, start_at + args.warmup + args.duration - time.time()))
-    server_cpu_s = process_cpu_s(member.proc.pid) - cpu_from
-    results: list[V2LoadResult] = pending.get(timeout=args.warmup + args.duration + 60)
-    latencies = sorted(x for r in results for x in r.latencies_s)
+    specs = [
+        LoadSpec(member.address, workload, share, start_at, args.warmup, args.duration, p * 997)
+        for p, share in shares(workers, procs)
+    ]
+    measurement, results = run_specs(pool, run_load_process, specs, member, start_at, args)
     per_worker = [n for r in results for n in r.per_worker]
-    return V2Measurement(
-        ops_per_s=len(latencies) / args.duration,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
-        errors=sum(r.errors for r in results),
-        client_cpu_pct=100 * sum(r.client_cpu_s for r in results) / args.duration,
-        server_cpu_pct=100 * server_cpu_s / args.duration,
-        first_error=next((r.first_error for r in results if r.first_error), ""),
-        max_ms=1000 * latencies[-1] if latencies else float("nan"),
-        fairness=min(per_worker) * len(per_worker) / max(1, sum(per_worker)),
-    )
+    fairness = min(per_worker) * len(per_worker) / max(1, sum(per_worker))
+    return V2Measurement(**vars(measurement), fairness=fairness)
 
 
 async def _prefill(address: str) -> None:
@@ -489,7 +456,7 @@ FANOUT_HEADER = (
 
 def format_fanout(name: str, result: FanoutResult, args) -> str:
     ordered = sorted(result.latencies_ms)
-    p99 = _percentile(ordered, 0.99)
+    p99 = percentile(ordered, 0.99)
     complete = len(ordered) == result.expected and not result.errors
     goal = "met" if complete and p99 < FANOUT_GOAL_P99_MS else "not met"
     rounds = " ".join(f"{m:.0f}" for m in result.round_max_ms)
@@ -499,77 +466,21 @@ def format_fanout(name: str, result: FanoutResult, args) -> str:
     return (
         f"{name:<9} {args.watchers:>8} {args.watch_rounds:>6} | {result.armed:>6} {len(ordered):>6} "
         f"{result.errors:>6} {put_ms:>6.1f} | {min(ordered, default=nan):>7.1f} "
-        f"{_percentile(ordered, 0.5):>7.1f} {p99:>7.1f} {max(ordered, default=nan):>7.1f} | "
+        f"{percentile(ordered, 0.5):>7.1f} {p99:>7.1f} {max(ordered, default=nan):>7.1f} | "
         f"{rounds:<32} | {goal}{error}"
     )
 
 
-# --- profiling the Flotilla member (etcd_v3.py's summaries) --------------------------------------------
-
-
-def profile_with_pyspy(pool, member, workload: Workload, workers: int, args, tmp: Path) -> None:
-    raw = tmp / "pyspy.txt"
-    seconds = args.warmup + args.duration + START_DELAY_S
-    spy = subprocess.Popen(
-        [_pyspy(), "record", "--pid", str(member.proc.pid), "--rate", "200", "--duration", str(int(seconds)),
-         "--format", "raw", "--nolineno", "--threads", "--output", str(raw), *args.pyspy_flags.split()],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        threads_before = thread_cpu_s(member.proc.pid)
-        m = measure(pool, args.procs, member, workload, workers, args)
-        threads_after = thread_cpu_s(member.proc.pid)
-        _, err = spy.communicate(timeout=30)
-    finally:
-        if spy.poll() is None:
-            spy.kill()
-            spy.wait()
-    print(f"under py-spy: {m.ops_per_s:.0f} ops/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms")
-    print_thread_cpu(threads_before, threads_after, args.warmup + args.duration)
-    if not raw.exists():
-        print(f"py-spy wrote no profile: {err.strip()[-500:]}")
-        return
-    summarize_pyspy(raw, args.top)
-
-
-def profile_with_cprofile(pool, workload: Workload, workers: int, args, tmp: Path) -> None:
-    import pstats
-
-    member = CProfiledMember("flotilla", tmp / "cprofiled", free_port(), free_port(), [ENABLE_V2])
-    member.profile_path = tmp / "flotilla.prof"
-    member.start()
-    try:
-        threads_before = thread_cpu_s(member.proc.pid)
-        m = measure(pool, args.procs, member, workload, workers, args)
-        threads_after = thread_cpu_s(member.proc.pid)
-    finally:
-        member.stop(timeout_s=60)
-    print(f"under cProfile: {m.ops_per_s:.0f} ops/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms")
-    print_thread_cpu(threads_before, threads_after, args.warmup + args.duration)
-    if not member.profile_path.exists():
-        print("cProfile wrote no profile (did the member exit on SIGTERM?)")
-        return
-    stats = pstats.Stats(str(member.profile_path))
-    stats.strip_dirs()
-    print(f"\ntop {args.top} functions by tottime (main thread only; includes start-up)")
-    stats.sort_stats("tottime").print_stats(args.top)
-    print(f"\ntop {args.top} functions by cumulative time after the trunk (main thread only)")
-    stats.sort_stats("cumulative").print_stats(args.top + 20)
+# --- profiling the Flotilla member ---------------------------------------------------------------------
 
 
 def run_profile(pool, flotilla: MemberProcess | None, args, tmp: Path) -> None:
-    workload = WORKLOADS[0]
-    profiler = args.profiler
-    if profiler == "auto":
-        profiler = "py-spy" if _pyspy() else "cprofile"
-    print(
-        f"\n=== profile of the Flotilla member: {workload.name}, {args.profile_workers} workers, "
-        f"{profiler} ==="
-    )
-    if profiler == "py-spy" and flotilla is not None:
-        profile_with_pyspy(pool, flotilla, workload, args.profile_workers, args, tmp)
-    else:
-        profile_with_cprofile(pool, workload, args.profile_workers, args, tmp)
+    workload, workers = WORKLOADS[0], args.profile_workers
+
+    def measure_member(member: MemberProcess) -> Measurement:
+        return measure(pool, args.procs, member, workload, workers, args)
+
+    profile_member(flotilla, measure_member, f"{workload.name}, {workers} workers", args, tmp, [ENABLE_V2])
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -577,14 +488,9 @@ def run_profile(pool, flotilla: MemberProcess | None, args, tmp: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=3.0, help="measured seconds per run (default 3)")
+    add_common_args(p, [w.slug for w in WORKLOADS], duration_s=3.0)
     p.add_argument("--repeat", type=int, default=2, help="runs per row and server, best kept (default 2)")
-    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run (default 1)")
     p.add_argument("--workers", type=int, nargs="+", default=[16, 64], help="concurrent requests (16 64)")
-    p.add_argument("--procs", type=int, default=1, help="client processes sharing the load (default 1)")
-    p.add_argument(
-        "--workloads", nargs="+", choices=[w.slug for w in WORKLOADS], default=[w.slug for w in WORKLOADS]
-    )
     p.add_argument("--watchers", type=int, default=1000, help="long-poll watchers of the fan-out (1000)")
     p.add_argument("--watch-procs", type=int, default=4, help="client processes of the watchers (4)")
     p.add_argument("--watch-rounds", type=int, default=5, help="PUTs the watchers wait for (5; 0 skips)")
@@ -593,12 +499,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the server compared with etcd ('etcd': the bench against itself, to judge the bench)",
     )  # fmt: skip
     p.add_argument("--no-floor", action="store_true", help="skip the aiohttp floor rows")
-    p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile", "none"], default="auto")
     p.add_argument("--profile-workers", type=int, default=64, help="workers of the profiled put load (64)")
-    p.add_argument("--pyspy-flags", default="--gil", help="extra py-spy record flags (default --gil)")
-    p.add_argument("--profile-only", action="store_true", help="skip the comparison, only profile")
-    p.add_argument("--top", type=int, default=25, help="functions listed per profile table (default 25)")
-    p.add_argument("--dir", type=Path, default=None, help="where the data directories go (a temp dir)")
     return p.parse_args(argv)
 
 
@@ -700,7 +601,7 @@ def compare_fanout(context, etcd: MemberProcess, second: MemberProcess, args) ->
     for name, member in (("etcd", etcd), (args.second, second)):
         results.append(measure_fanout(context, member, args))
         print(format_fanout(name, results[-1], args), flush=True)
-    e, f = (_percentile(sorted(r.latencies_ms), 0.99) for r in results)
+    e, f = (percentile(sorted(r.latencies_ms), 0.99) for r in results)
     print(f"p99 x = {args.second} p99 / etcd p99 = {f / e if e else float('nan'):.2f}x")
     print(
         "PUT ms = the watched PUT's own latency (median over rounds); min = the first event's arrival; "
@@ -710,37 +611,22 @@ def compare_fanout(context, etcd: MemberProcess, second: MemberProcess, args) ->
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not args.profile_only and not real_etcd_available():
-        sys.exit("Debian's etcd is not installed (/usr/bin/etcd): apt-get install etcd-server etcd-client")
-    tmp = Path(tempfile.mkdtemp(prefix="flotilla-bench-v2-", dir=args.dir))
-    members: list[MemberProcess] = []
-    # spawn, not fork: client processes must not inherit this process's threads.
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(args.procs)
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up on SIGTERM too
-    try:
+    with bench_run(args, "flotilla-bench-v2-") as run:
         flotilla = None
         if not args.profile_only:
-            members.append(start_member("etcd", tmp, ENABLE_V2))
-            members.append(second := start_member(args.second, tmp, ENABLE_V2))
+            run.members.append(start_member("etcd", run.tmp, ENABLE_V2))
+            run.members.append(second := start_member(args.second, run.tmp, ENABLE_V2))
             flotilla = second if args.second == "flotilla" else None
             if any(w.startswith("get") for w in args.workloads):
-                for member in members:
+                for member in run.members:
                     prefill_gets(member)
-            compare(pool, context, members[0], second, args)
+            compare(run.pool, run.context, run.members[0], second, args)
             if args.watch_rounds > 0:
-                compare_fanout(context, members[0], second, args)
-        elif args.profiler in ("auto", "py-spy") and _pyspy():
-            members.append(flotilla := start_member("flotilla", tmp, ENABLE_V2))
+                compare_fanout(run.context, run.members[0], second, args)
+        elif args.profiler in ("auto", "py-spy") and pyspy():
+            run.members.append(flotilla := start_member("flotilla", run.tmp, ENABLE_V2))
         if args.profiler != "none" and (flotilla is not None or args.profile_only):
-            run_profile(pool, flotilla, args, tmp)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        pool.terminate()
-        pool.join()
-        for member in members:
-            member.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+            run_profile(run.pool, flotilla, args, run.tmp)
 
 
 if __name__ == "__main__":

@@ -33,31 +33,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import json
-import multiprocessing
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from array import array
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from processes import MemberProcess, free_port, real_etcd_available, start_member  # noqa: E402
+from _load import (  # noqa: E402
+    HEADER,
+    REQUEST_TIMEOUT_S,
+    ROOT,
+    START_DELAY_S,
+    VALUE,
+    LoadResult,
+    Measurement,
+    Recorder,
+    add_common_args,
+    bench_run,
+    format_row,
+    profile_member,
+    pyspy,
+    run_specs,
+    run_window,
+    shares,
+    sleep_until,
+)
+from processes import MemberProcess, free_port, start_member  # noqa: E402
 
-VALUE = b"v" * 100
 PUT_KEYS = 10_000
 RANGE_KEYS = 1_000
 PREFILL_TXN_OPS = 100
-REQUEST_TIMEOUT_S = 10.0
-START_DELAY_S = 0.5  # lets every client process connect before the clock starts
 
 
 @dataclass(frozen=True)
@@ -95,15 +105,6 @@ class LoadSpec:
     first_key: int
 
 
-@dataclass
-class LoadResult:
-    ops: int
-    errors: int
-    client_cpu_s: float
-    latencies_s: array
-    first_error: str = ""
-
-
 # --- the load generator (runs in client processes) -----------------------------------------------------
 
 
@@ -131,27 +132,7 @@ def _gateway_bodies(first_key: int) -> list[bytes]:
     ]
 
 
-class _Recorder:
-    """Latencies of the requests that started and ended inside the measured window."""
-
-    def __init__(self, measure_from: float, measure_until: float) -> None:
-        self.measure_from = measure_from
-        self.measure_until = measure_until
-        self.latencies = array("d")
-        self.errors = 0
-        self.first_error = ""
-
-    def record(self, started: float, ended: float) -> None:
-        if started >= self.measure_from and ended <= self.measure_until:
-            self.latencies.append(ended - started)
-
-    def error(self, error: BaseException) -> None:
-        self.errors += 1
-        if not self.first_error:
-            self.first_error = f"{type(error).__name__}: {error}"[:300]
-
-
-async def _grpc_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
+async def _grpc_load(spec: LoadSpec, rec: Recorder, stop_at: float) -> None:
     import grpc
 
     method = "/etcdserverpb.KV/Put" if spec.workload.op == "put" else "/etcdserverpb.KV/Range"
@@ -167,7 +148,7 @@ async def _grpc_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
 
     async def client(i: int) -> None:
         call, n, k = calls[i % len(calls)], len(requests), i * 7919
-        await _sleep_until(spec.start_at)
+        await sleep_until(spec.start_at)
         while (started := time.perf_counter()) < stop_at:
             try:
                 await call(requests[k % n], timeout=REQUEST_TIMEOUT_S)
@@ -183,7 +164,7 @@ async def _grpc_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
             await channel.close()
 
 
-async def _gateway_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
+async def _gateway_load(spec: LoadSpec, rec: Recorder, stop_at: float) -> None:
     import aiohttp
 
     url = f"http://{spec.address}/v3/kv/put"
@@ -196,7 +177,7 @@ async def _gateway_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
 
         async def client(i: int) -> None:
             n, k = len(bodies), i * 7919
-            await _sleep_until(spec.start_at)
+            await sleep_until(spec.start_at)
             while (started := time.perf_counter()) < stop_at:
                 try:
                     async with session.post(url, data=bodies[k % n], headers=headers) as response:
@@ -211,31 +192,13 @@ async def _gateway_load(spec: LoadSpec, rec: _Recorder, stop_at: float) -> None:
         await asyncio.gather(*(client(i) for i in range(spec.clients)))
 
 
-async def _sleep_until(perf_deadline: float) -> None:
-    delay = perf_deadline - time.perf_counter()
-    if delay > 0:
-        await asyncio.sleep(delay)
-
-
 async def _run_load(spec: LoadSpec) -> LoadResult:
-    # The spec's times are wall clock (shared by all processes); perf_counter is what we measure with.
-    offset = time.perf_counter() - time.time()
-    start = spec.start_at + offset
-    measure_from = start + spec.warmup_s
-    stop_at = measure_from + spec.duration_s
-    rec = _Recorder(measure_from, stop_at)
-    spec = LoadSpec(**{**spec.__dict__, "start_at": start})
     load = _grpc_load if spec.workload.transport == "grpc" else _gateway_load
-    task = asyncio.ensure_future(load(spec, rec, stop_at))
-    await _sleep_until(measure_from)
-    cpu_from = time.process_time()
-    await _sleep_until(stop_at)
-    cpu_s = time.process_time() - cpu_from
-    try:
-        await task
-    except Exception as error:  # e.g. no connection: reported in the table, not a crash of the run
-        rec.error(error)
-    return LoadResult(len(rec.latencies), rec.errors, cpu_s, rec.latencies, rec.first_error)
+
+    def started(start: float, rec: Recorder, stop_at: float):
+        return load(dataclasses.replace(spec, start_at=start), rec, stop_at)
+
+    return await run_window(spec.start_at, spec.warmup_s, spec.duration_s, started)
 
 
 def run_load_process(spec: LoadSpec) -> LoadResult:
@@ -245,75 +208,18 @@ def run_load_process(spec: LoadSpec) -> LoadResult:
 
 # --- measuring servers ---------------------------------------------------------------------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def thread_cpu_s(pid: int) -> dict[str, float]:
-    """CPU seconds per thread, keyed ``name/tid`` (the main thread is ``name/pid``)."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "stat").read_text()
-        except OSError:
-            continue  # the thread ended meanwhile
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return out
-
-
-@dataclass
-class Measurement:
-    ops_per_s: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    client_cpu_pct: float
-    server_cpu_pct: float
-    first_error: str = ""
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
 
 def measure(pool, procs: int, member: MemberProcess, workload: Workload, clients: int, args) -> Measurement:
     """Runs one workload against one member with ``clients`` requests in flight, split over the pool."""
     start_at = time.time() + START_DELAY_S
-    specs = []
-    for p in range(procs):
-        share = clients // procs + (1 if p < clients % procs else 0)
-        if share:
-            channels = max(1, min(args.channels, share))
-            specs.append(
-                LoadSpec(
-                    member.address, workload, share, channels, start_at, args.warmup, args.duration, p * 997
-                )
-            )
-    pending = pool.map_async(run_load_process, specs)
-    time.sleep(max(0.0, start_at + args.warmup - time.time()))
-    cpu_from = process_cpu_s(member.proc.pid)
-    time.sleep(max(0.0, start_at + args.warmup + args.duration - time.time()))
-    server_cpu_s = process_cpu_s(member.proc.pid) - cpu_from
-    results: list[LoadResult] = pending.get(timeout=args.warmup + args.duration + 60)
-    latencies = sorted(x for r in results for x in r.latencies_s)
-    return Measurement(
-        ops_per_s=len(latencies) / args.duration,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
-        errors=sum(r.errors for r in results),
-        client_cpu_pct=100 * sum(r.client_cpu_s for r in results) / args.duration,
-        server_cpu_pct=100 * server_cpu_s / args.duration,
-        first_error=next((r.first_error for r in results if r.first_error), ""),
-    )
+    specs = [
+        LoadSpec(
+            member.address, workload, share, max(1, min(args.channels, share)), start_at, args.warmup,
+            args.duration, p * 997,
+        )
+        for p, share in shares(clients, procs)
+    ]  # fmt: skip
+    return run_specs(pool, run_load_process, specs, member, start_at, args)[0]
 
 
 def prefill_ranges(member: MemberProcess) -> None:
@@ -332,160 +238,7 @@ def prefill_ranges(member: MemberProcess) -> None:
             kv.Txn(rpc_pb2.TxnRequest(success=ops), timeout=REQUEST_TIMEOUT_S)
 
 
-# --- the table -----------------------------------------------------------------------------------------
-
-HEADER = (
-    f"{'workload':<19} {'clients':>7} | {'etcd ops/s':>10} {'flotilla':>9} {'ratio':>6} | "
-    f"{'etcd p50/p99 ms':>16} {'flotilla p50/p99':>17} {'p99 x':>6} | {'client CPU% e/f':>15} "
-    f"{'server CPU% e/f':>15} | goal"
-)
-
-
-def format_row(workload: Workload, clients: int, etcd: Measurement, flot: Measurement) -> str:
-    ratio = flot.ops_per_s / etcd.ops_per_s if etcd.ops_per_s else float("nan")
-    p99_ratio = flot.p99_ms / etcd.p99_ms if etcd.p99_ms else float("nan")
-    goal = "met" if ratio >= 1.0 and p99_ratio <= 1.0 else "not met"
-    errors = ""
-    if etcd.errors or flot.errors:
-        errors = f"  errors e/f {etcd.errors}/{flot.errors}: {etcd.first_error or flot.first_error}"
-    return (
-        f"{workload.name:<19} {clients:>7} | {etcd.ops_per_s:>10.0f} {flot.ops_per_s:>9.0f} {ratio:>5.2f}x | "
-        f"{etcd.p50_ms:>7.2f}/{etcd.p99_ms:<8.2f} {flot.p50_ms:>8.2f}/{flot.p99_ms:<8.2f} "
-        f"{p99_ratio:>5.2f}x | "
-        f"{etcd.client_cpu_pct:>7.0f}/{flot.client_cpu_pct:<7.0f} {etcd.server_cpu_pct:>7.0f}/"
-        f"{flot.server_cpu_pct:<7.0f} | {goal}{errors}"
-    )
-
-
 # --- profiling the Flotilla member ---------------------------------------------------------------------
-
-
-def _short(frame: str) -> str:
-    """``func (/long/path/site-packages/pkg/mod.py)`` -> ``func (pkg/mod.py)``."""
-    for marker in ("site-packages/", "/src/", "/lib/python3"):
-        at = frame.find(marker)
-        if at >= 0:
-            rest = frame[at + len(marker) :]
-            if marker == "/lib/python3":
-                rest = "stdlib/" + rest.split("/", 1)[-1]
-            return frame[: frame.index("(") + 1] + rest
-    return frame
-
-
-_TRUNK_FILES = ("<frozen runpy>", "click/", "asyncio/runners.py", "flotilla/cli/", "threading.py")
-_TRUNK_FUNCTIONS = {"run_forever", "run_until_complete", "_run_once", "run_member", "_run_loop", "run"}
-
-
-def _is_trunk(frame: str) -> bool:
-    """Frames every sample of a thread passes through (process start, the loop's run): no information."""
-    function = frame.split(" (", 1)[0].rsplit(".", 1)[-1]
-    return function in _TRUNK_FUNCTIONS or any(f in frame for f in _TRUNK_FILES)
-
-
-def summarize_pyspy(raw_path: Path, top: int) -> None:
-    """Self and cumulative sample counts per function from py-spy's raw (collapsed stack) output."""
-    self_counts: Counter[str] = Counter()
-    cumulative: Counter[str] = Counter()
-    threads: Counter[str] = Counter()
-    total = 0
-    for line in raw_path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
-        frames = [_short(f) for f in stack.split(";")]
-        if frames and frames[0].startswith("thread ("):
-            threads[frames[0]] += count
-            frames = frames[1:]
-        if frames and frames[0].startswith("process "):
-            frames = frames[1:]
-        total += count
-        if frames:
-            self_counts[frames[-1]] += count
-        for frame in set(frames):
-            if not _is_trunk(frame):
-                cumulative[frame] += count
-    print(f"\npy-spy: {total} samples of running threads")
-    for thread, count in threads.most_common():
-        print(f"  {thread:<40} {100 * count / max(total, 1):5.1f}%")
-    for title, counter in (("self time", self_counts), ("cumulative time", cumulative)):
-        print(f"\ntop {top} functions by {title} (% of samples)")
-        for frame, count in counter.most_common(top):
-            print(f"  {100 * count / max(total, 1):5.1f}%  {frame}")
-
-
-def _pyspy() -> str | None:
-    local = Path(sys.executable).parent / "py-spy"
-    return str(local) if local.exists() else shutil.which("py-spy")
-
-
-def print_thread_cpu(before: dict[str, float], after: dict[str, float], seconds: float) -> None:
-    print(f"\nCPU of the Flotilla member's threads over {seconds:.0f} s (% of one core)")
-    rows = sorted(((after[t] - before.get(t, 0.0), t) for t in after), reverse=True)
-    for used, name in rows:
-        if used > 0:
-            print(f"  {100 * used / seconds:5.1f}%  {name}")
-
-
-def profile_with_pyspy(pool, member: MemberProcess, workload: Workload, clients: int, args, tmp: Path):
-    raw = tmp / "pyspy.txt"
-    seconds = args.warmup + args.duration + START_DELAY_S
-    spy = subprocess.Popen(
-        [_pyspy(), "record", "--pid", str(member.proc.pid), "--rate", "200", "--duration", str(int(seconds)),
-         "--format", "raw", "--nolineno", "--threads", "--output", str(raw), *args.pyspy_flags.split()],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        threads_before = thread_cpu_s(member.proc.pid)
-        m = measure(pool, args.procs, member, workload, clients, args)
-        threads_after = thread_cpu_s(member.proc.pid)
-        _, err = spy.communicate(timeout=30)
-    finally:
-        if spy.poll() is None:
-            spy.kill()
-            spy.wait()
-    print(f"under py-spy: {m.ops_per_s:.0f} ops/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms")
-    print_thread_cpu(threads_before, threads_after, args.warmup + args.duration)
-    if not raw.exists():
-        print(f"py-spy wrote no profile: {err.strip()[-500:]}")
-        return
-    summarize_pyspy(raw, args.top)
-
-
-class CProfiledMember(MemberProcess):
-    """A Flotilla member run under ``python -m cProfile``; it writes ``profile_path`` when stopped."""
-
-    profile_path: Path = Path("flotilla.prof")
-
-    def command(self) -> list[str]:
-        cmd = super().command()
-        return [cmd[0], "-m", "cProfile", "-o", str(self.profile_path), *cmd[1:]]
-
-
-def profile_with_cprofile(pool, workload: Workload, clients: int, args, tmp: Path) -> None:
-    import pstats
-
-    member = CProfiledMember("flotilla", tmp / "cprofiled", free_port(), free_port())
-    member.profile_path = tmp / "flotilla.prof"
-    member.start()
-    try:
-        threads_before = thread_cpu_s(member.proc.pid)
-        m = measure(pool, args.procs, member, workload, clients, args)
-        threads_after = thread_cpu_s(member.proc.pid)
-    finally:
-        member.stop(timeout_s=60)
-    print(f"under cProfile: {m.ops_per_s:.0f} ops/s, p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms")
-    print_thread_cpu(threads_before, threads_after, args.warmup + args.duration)
-    if not member.profile_path.exists():
-        print("cProfile wrote no profile (did the member exit on SIGTERM?)")
-        return
-    stats = pstats.Stats(str(member.profile_path))
-    stats.strip_dirs()
-    print(f"\ntop {args.top} functions by tottime (main thread only; includes start-up)")
-    stats.sort_stats("tottime").print_stats(args.top)
-    # The first ~20 by cumulative time are the process's trunk (runpy, click, the loop's run): show more.
-    print(f"\ntop {args.top} functions by cumulative time after the trunk (main thread only)")
-    stats.sort_stats("cumulative").print_stats(args.top + 20)
 
 
 def grpc_socket_of(pid: int) -> str | None:
@@ -534,14 +287,11 @@ def run_profile(pool, flotilla: MemberProcess | None, args, tmp: Path) -> None:
     if flotilla is not None:
         print("\n=== what the gRPC relay of the client port costs ===")
         measure_relay_cost(pool, flotilla, workload, clients, args)
-    profiler = args.profiler
-    if profiler == "auto":
-        profiler = "py-spy" if _pyspy() else "cprofile"
-    print(f"\n=== profile of the Flotilla member: {workload.name}, {clients} clients, {profiler} ===")
-    if profiler == "py-spy" and flotilla is not None:
-        profile_with_pyspy(pool, flotilla, workload, clients, args, tmp)
-    else:
-        profile_with_cprofile(pool, workload, clients, args, tmp)
+
+    def measure_member(member: MemberProcess) -> Measurement:
+        return measure(pool, args.procs, member, workload, clients, args)
+
+    profile_member(flotilla, measure_member, f"{workload.name}, {clients} clients", args, tmp, [])
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -549,20 +299,10 @@ def run_profile(pool, flotilla: MemberProcess | None, args, tmp: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
-    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run (default 1)")
+    add_common_args(p, [w.slug for w in WORKLOADS], duration_s=5.0)
     p.add_argument("--clients", type=int, nargs="+", default=[16, 64], help="concurrent requests (16 64)")
-    p.add_argument("--procs", type=int, default=1, help="client processes sharing the load (default 1)")
     p.add_argument("--channels", type=int, default=4, help="gRPC connections per client process (default 4)")
-    p.add_argument(
-        "--workloads", nargs="+", choices=[w.slug for w in WORKLOADS], default=[w.slug for w in WORKLOADS]
-    )
-    p.add_argument("--profiler", choices=["auto", "py-spy", "cprofile", "none"], default="auto")
     p.add_argument("--profile-clients", type=int, default=64, help="clients of the profiled put load (64)")
-    p.add_argument("--pyspy-flags", default="--gil", help="extra py-spy record flags (default --gil)")
-    p.add_argument("--profile-only", action="store_true", help="skip the comparison, only profile")
-    p.add_argument("--top", type=int, default=25, help="functions listed per profile table (default 25)")
-    p.add_argument("--dir", type=Path, default=None, help="where the data directories go (a temp dir)")
     return p.parse_args(argv)
 
 
@@ -622,33 +362,19 @@ class _AtAddressOf:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not args.profile_only and not real_etcd_available():
-        sys.exit("Debian's etcd is not installed (/usr/bin/etcd): apt-get install etcd-server etcd-client")
-    tmp = Path(tempfile.mkdtemp(prefix="flotilla-bench-", dir=args.dir))
-    members: list[MemberProcess] = []
-    # spawn, not fork: client processes must not inherit this process's threads or gRPC state.
-    pool = multiprocessing.get_context("spawn").Pool(args.procs)
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up on SIGTERM too
-    try:
+    with bench_run(args, "flotilla-bench-") as run:
         flotilla = None
         if not args.profile_only:
-            members.append(start_member("etcd", tmp))
-            members.append(flotilla := start_member("flotilla", tmp))
+            run.members.append(start_member("etcd", run.tmp))
+            run.members.append(flotilla := start_member("flotilla", run.tmp))
             if any(w.startswith("range") for w in args.workloads):
-                for member in members:
+                for member in run.members:
                     prefill_ranges(member)
-            compare(pool, members[0], flotilla, args)
-        elif args.profiler in ("auto", "py-spy") and _pyspy():
-            members.append(flotilla := start_member("flotilla", tmp))
+            compare(run.pool, run.members[0], flotilla, args)
+        elif args.profiler in ("auto", "py-spy") and pyspy():
+            run.members.append(flotilla := start_member("flotilla", run.tmp))
         if args.profiler != "none":
-            run_profile(pool, flotilla, args, tmp)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        pool.terminate()
-        pool.join()
-        for member in members:
-            member.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+            run_profile(run.pool, flotilla, args, run.tmp)
 
 
 if __name__ == "__main__":
