@@ -66,12 +66,9 @@ def _run(argv: list[str]) -> None:
     if options["version"]:
         sys.stdout.write(f"{APP_NAME} version: {VERSION}\nAPI version: 2\n")
         return
-    if not args:
-        sys.stdout.write(app_help())
-        return
-    command = find(COMMANDS, args[0])
+    command = _topic(args)
     if command is None:
-        _no_topic(args[0])
+        return
     if command.name == "help":
         _help(args[1:])
         return
@@ -82,13 +79,21 @@ def _run(argv: list[str]) -> None:
 
 
 def _help(args: list[str]) -> None:
+    command = _topic(args)
+    if command is not None:
+        sys.stdout.write(command_help(command, f"{APP_NAME} {command.name}"))
+
+
+def _topic(args: list[str]) -> Command | None:
+    """The command ``args[0]`` names; without one the app's help is printed and None returned; an unknown
+    one is urfave's "No help topic" error."""
     if not args:
         sys.stdout.write(app_help())
-        return
+        return None
     command = find(COMMANDS, args[0])
     if command is None:
         _no_topic(args[0])
-    sys.stdout.write(command_help(command, f"{APP_NAME} {command.name}"))
+    return command
 
 
 def _run_group(group: Command, options: dict, args: list[str]) -> None:

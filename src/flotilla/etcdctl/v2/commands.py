@@ -180,23 +180,11 @@ def find(commands: list[Command], name: str) -> Command | None:
 
 def app_help() -> str:
     """``etcdctl --help``."""
-    lines = [
-        "NAME:",
-        f"   {APP_NAME} - A simple command line client for etcd.",
-        "",
-        "USAGE:",
-        f"   {APP_NAME} [global options] command [command options] [arguments...]",
-        "",
-        "VERSION:",
-        f"   {VERSION}",
-        "",
-        "COMMANDS:",
-        *(f"   {', '.join((c.name, *c.aliases))}\t{c.usage}" for c in COMMANDS),
-        "",
-        "GLOBAL OPTIONS:",
-        *(f"   {help_line(flag)}" for flag in [*GLOBAL_FLAGS, HELP_FLAG, VERSION_FLAG]),
-    ]
-    return _tabulate("\n".join(lines) + "\n")
+    return _app_help_text(
+        APP_NAME, "A simple command line client for etcd.",
+        [f"{', '.join((c.name, *c.aliases))}\t{c.usage}" for c in COMMANDS],
+        [help_line(flag) for flag in [*GLOBAL_FLAGS, HELP_FLAG, VERSION_FLAG]],
+    )  # fmt: skip
 
 
 def command_help(command: Command, help_name: str) -> str:
@@ -220,22 +208,28 @@ def subcommand_help(command: Command, help_name: str) -> str:
 
 
 def group_app_help(command: Command, help_name: str) -> str:
-    """``etcdctl member help``: the group shown as an app of its own (urfave's AppHelpTemplate)."""
+    """``etcdctl member help``: the group shown as an app of its own."""
+    commands = [f"{sub.name}\t{sub.usage}" for sub in command.subcommands]
+    return _app_help_text(help_name, command.usage, commands, [help_line(HELP_FLAG)])
+
+
+def _app_help_text(name: str, usage: str, commands: list[str], options: list[str]) -> str:
+    """urfave/cli 1.22's AppHelpTemplate."""
     lines = [
         "NAME:",
-        f"   {help_name} - {command.usage}",
+        f"   {name} - {usage}",
         "",
         "USAGE:",
-        f"   {help_name} [global options] command [command options] [arguments...]",
+        f"   {name} [global options] command [command options] [arguments...]",
         "",
         "VERSION:",
         f"   {VERSION}",
         "",
         "COMMANDS:",
-        *(f"   {sub.name}\t{sub.usage}" for sub in command.subcommands),
+        *(f"   {line}" for line in commands),
         "",
         "GLOBAL OPTIONS:",
-        f"   {help_line(HELP_FLAG)}",
+        *(f"   {line}" for line in options),
     ]
     return _tabulate("\n".join(lines) + "\n")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import queue
 import sys
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import grpc
 
 from flotilla.etcd.api import rpc_pb2, rpc_pb2_grpc
+from flotilla.etcdctl.v3.errors import EXIT_ERROR, fail
 
 _NEVER_CONNECTED = "latest balancer error: all SubConns are in TransientFailure"
 
@@ -102,6 +104,24 @@ class RPCFailed(Exception):
     def __init__(self, text: str, code: grpc.StatusCode | None = None) -> None:
         super().__init__(text)
         self.code = code
+
+
+class RequestQueue:
+    """The request side of a bidirectional stream: pass the queue itself as the request iterator; what
+    ``put`` queues goes out in order, ``end()`` half-closes the stream."""
+
+    def __init__(self) -> None:
+        self._items: queue.Queue = queue.Queue()
+
+    def __iter__(self):
+        while (item := self._items.get()) is not None:
+            yield item
+
+    def put(self, request) -> None:
+        self._items.put(request)
+
+    def end(self) -> None:
+        self._items.put(None)
 
 
 def host_of(endpoint: str) -> str:
@@ -210,6 +230,13 @@ class Client:
             return method(request, timeout=timeout_s, wait_for_ready=True, metadata=self.metadata or None)
         except grpc.RpcError as e:
             raise self.failure(e, log) from None
+
+    def call_or_exit(self, method, request, timeout_s: float | None, code: int = EXIT_ERROR, what: str = ""):
+        """``call``, or etcdctl's ExitWithError(``code``) with the error's text (``what (error)``, if set)."""
+        try:
+            return self.call(method, request, timeout_s)
+        except RPCFailed as e:
+            fail(code, f"{what} ({e})" if what else str(e))
 
     def failure(self, e: grpc.RpcError, log: bool = True) -> RPCFailed:
         """The Go error text for ``e``; unary failures are logged first, as clientv3 does."""

@@ -85,11 +85,8 @@ def _member_id(arg: str) -> int:
         fail(EXIT_BAD_ARGS, f"bad member ID arg ({e}), expecting ID in Hex")
 
 
-def _unary(ctl: Ctl, client, method, request, code: int = EXIT_ERROR):
-    try:
-        return client.call(method, request, ctl.command_timeout_s)
-    except RPCFailed as e:
-        fail(code, str(e))
+def _unary(ctl: Ctl, client, method, request):
+    return client.call_or_exit(method, request, ctl.command_timeout_s)
 
 
 def _member_add(ctl: Ctl) -> None:
@@ -221,33 +218,34 @@ def _per_endpoint(ctl: Ctl, call):
             client.close()
 
 
-def _ep_status(ctl: Ctl) -> None:
-    rows, failed = [], False
-    method = lambda c: c.call(c.maintenance.Status, rpc_pb2.StatusRequest(), ctl.command_timeout_s)  # noqa: E731
-    for endpoint, resp, error in _per_endpoint(ctl, method):
+def _per_endpoint_rows(ctl: Ctl, call, what: str) -> tuple[list, RPCFailed | None]:
+    """``(endpoint, response)`` rows of ``call`` on each endpoint; a failing endpoint is reported on stderr
+    as etcdctl words it ("Failed to get the <what> of endpoint ...") and the last error is returned."""
+    rows, last_error = [], None
+    for endpoint, resp, error in _per_endpoint(ctl, call):
         if error is not None:
-            failed = True
-            sys.stderr.write(f"Failed to get the status of endpoint {endpoint} ({error})\n")
+            last_error = error
+            sys.stderr.write(f"Failed to get the {what} of endpoint {endpoint} ({error})\n")
             continue
         rows.append((endpoint, resp))
+    return rows, last_error
+
+
+def _ep_status(ctl: Ctl) -> None:
+    method = lambda c: c.call(c.maintenance.Status, rpc_pb2.StatusRequest(), ctl.command_timeout_s)  # noqa: E731
+    rows, error = _per_endpoint_rows(ctl, method, "status")
     ctl.display.endpoint_status(rows)
-    if failed:
-        raise CtlExit(EXIT_ERROR)
+    if error is not None:
+        raise CtlExit(EXIT_ERROR)  # epStatus exits without a message of its own
 
 
 def _ep_hashkv(ctl: Ctl) -> None:
-    rows, last_error = [], None
     request = rpc_pb2.HashKVRequest(revision=ctl.flag("rev"))
     method = lambda c: c.call(c.maintenance.HashKV, request, ctl.command_timeout_s)  # noqa: E731
-    for endpoint, resp, error in _per_endpoint(ctl, method):
-        if error is not None:
-            last_error = error
-            sys.stderr.write(f"Failed to get the hash of endpoint {endpoint} ({error})\n")
-            continue
-        rows.append((endpoint, resp))
+    rows, error = _per_endpoint_rows(ctl, method, "hash")
     ctl.display.endpoint_hashkv(rows)
-    if last_error is not None:
-        fail(EXIT_ERROR, str(last_error))
+    if error is not None:
+        fail(EXIT_ERROR, str(error))
 
 
 # --- alarm, defrag, move-leader ---

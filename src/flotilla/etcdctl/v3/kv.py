@@ -8,7 +8,6 @@ import sys
 
 from flotilla.etcd.api import rpc_pb2
 from flotilla.etcdctl.v3.cli import Ctl
-from flotilla.etcdctl.v3.client import RPCFailed
 from flotilla.etcdctl.v3.cmdline import Command, Flag, UsageError, parse_flags, parse_int
 from flotilla.etcdctl.v3.errors import (
     EXIT_BAD_ARGS,
@@ -139,10 +138,7 @@ def put_request(cmd: Command, args: list[str], stdin=None) -> rpc_pb2.PutRequest
 def _put(ctl: Ctl) -> None:
     request = put_request(ctl.cmd, ctl.args)
     client = ctl.client()
-    try:
-        resp = client.call(client.kv.Put, request, ctl.command_timeout_s)
-    except RPCFailed as e:
-        fail(EXIT_ERROR, str(e))
+    resp = client.call_or_exit(client.kv.Put, request, ctl.command_timeout_s)
     ctl.display.put(resp)
 
 
@@ -202,10 +198,7 @@ def range_request(cmd: Command, args: list[str]) -> rpc_pb2.RangeRequest:
 def _get(ctl: Ctl) -> None:
     request = range_request(ctl.cmd, ctl.args)
     client = ctl.client()
-    try:
-        resp = client.call(client.kv.Range, request, ctl.command_timeout_s)
-    except RPCFailed as e:
-        fail(EXIT_ERROR, str(e))
+    resp = client.call_or_exit(client.kv.Range, request, ctl.command_timeout_s)
     if ctl.flag("print-value-only"):
         if ctl.display.name != "simple":
             fail(EXIT_BAD_ARGS, "print-value-only is only for `--write-out=simple`")
@@ -249,10 +242,7 @@ def delete_request(cmd: Command, args: list[str]) -> rpc_pb2.DeleteRangeRequest:
 def _del(ctl: Ctl) -> None:
     request = delete_request(ctl.cmd, ctl.args)
     client = ctl.client()
-    try:
-        resp = client.call(client.kv.DeleteRange, request, ctl.command_timeout_s)
-    except RPCFailed as e:
-        fail(EXIT_ERROR, str(e))
+    resp = client.call_or_exit(client.kv.DeleteRange, request, ctl.command_timeout_s)
     ctl.display.delete(resp)
 
 
@@ -278,10 +268,7 @@ def _txn(ctl: Ctl) -> None:
     request.success.extend(_read_lines(reader, parse_request_op))
     prompt("failure requests (get, put, del):")
     request.failure.extend(_read_lines(reader, parse_request_op))
-    try:
-        resp = client.call(client.kv.Txn, request, None)
-    except RPCFailed as e:
-        fail(EXIT_ERROR, str(e))
+    resp = client.call_or_exit(client.kv.Txn, request, None)
     ctl.display.txn(resp)
 
 
@@ -390,8 +377,5 @@ def _compaction(ctl: Ctl) -> None:
         fail(EXIT_ERROR, str(e))
     client = ctl.client()
     request = rpc_pb2.CompactionRequest(revision=revision, physical=ctl.flag("physical"))
-    try:
-        client.call(client.kv.Compact, request, ctl.command_timeout_s)
-    except RPCFailed as e:
-        fail(EXIT_ERROR, str(e))
+    client.call_or_exit(client.kv.Compact, request, ctl.command_timeout_s)
     sys.stdout.write(f"compacted revision {revision}\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 
@@ -10,9 +9,9 @@ import grpc
 
 from flotilla.etcd.api import rpc_pb2
 from flotilla.etcdctl.v3.cli import Ctl
-from flotilla.etcdctl.v3.client import RPCFailed
+from flotilla.etcdctl.v3.client import RequestQueue, RPCFailed
 from flotilla.etcdctl.v3.cmdline import Command, Flag, parse_int
-from flotilla.etcdctl.v3.errors import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR, fail
+from flotilla.etcdctl.v3.errors import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, fail
 
 LEASE_NOT_FOUND = "etcdserver: requested lease not found"
 
@@ -47,10 +46,10 @@ def _grant(ctl: Ctl) -> None:
     except ValueError as e:
         fail(EXIT_BAD_ARGS, f"bad TTL ({e})")
     client = ctl.client()
-    try:
-        resp = client.call(client.lease.LeaseGrant, rpc_pb2.LeaseGrantRequest(TTL=ttl), ctl.command_timeout_s)
-    except RPCFailed as e:
-        fail(EXIT_ERROR, f"failed to grant lease ({e})")
+    request = rpc_pb2.LeaseGrantRequest(TTL=ttl)
+    resp = client.call_or_exit(
+        client.lease.LeaseGrant, request, ctl.command_timeout_s, what="failed to grant lease"
+    )
     ctl.display.grant(resp)
 
 
@@ -59,12 +58,10 @@ def _revoke(ctl: Ctl) -> None:
         fail(EXIT_BAD_ARGS, "lease revoke command needs 1 argument")
     lease_id = lease_from_arg(ctl.args[0])
     client = ctl.client()
-    try:
-        resp = client.call(
-            client.lease.LeaseRevoke, rpc_pb2.LeaseRevokeRequest(ID=lease_id), ctl.command_timeout_s
-        )
-    except RPCFailed as e:
-        fail(EXIT_ERROR, f"failed to revoke lease ({e})")
+    request = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
+    resp = client.call_or_exit(
+        client.lease.LeaseRevoke, request, ctl.command_timeout_s, what="failed to revoke lease"
+    )
     ctl.display.revoke(lease_id, resp)
 
 
@@ -75,19 +72,16 @@ def _time_to_live(ctl: Ctl) -> None:
     lease_id = lease_from_arg(ctl.args[0])
     client = ctl.client()
     request = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys)
-    try:
-        resp = client.call(client.lease.LeaseTimeToLive, request, None)  # context.TODO(): no deadline
-    except RPCFailed as e:
-        fail(EXIT_BAD_CONNECTION, str(e))
+    # context.TODO(): no deadline
+    resp = client.call_or_exit(client.lease.LeaseTimeToLive, request, None, EXIT_BAD_CONNECTION)
     ctl.display.time_to_live(resp, keys)
 
 
 def _list(ctl: Ctl) -> None:
     client = ctl.client()
-    try:
-        resp = client.call(client.lease.LeaseLeases, rpc_pb2.LeaseLeasesRequest(), None)
-    except RPCFailed as e:
-        fail(EXIT_BAD_CONNECTION, str(e))
+    resp = client.call_or_exit(
+        client.lease.LeaseLeases, rpc_pb2.LeaseLeasesRequest(), None, EXIT_BAD_CONNECTION
+    )
     ctl.display.leases(resp)
 
 
@@ -96,18 +90,11 @@ class _KeepAliveStream:
 
     def __init__(self, client, lease_id: int) -> None:
         self.lease_id = lease_id
-        self.requests: queue.Queue = queue.Queue()
+        self.requests = RequestQueue()
         self.client = client
         self.responses = client.lease.LeaseKeepAlive(
-            self._requests(), wait_for_ready=True, metadata=client.metadata or None
+            iter(self.requests), wait_for_ready=True, metadata=client.metadata or None
         )
-
-    def _requests(self):
-        while True:
-            item = self.requests.get()
-            if item is None:
-                return
-            yield item
 
     def renew(self):
         self.requests.put(rpc_pb2.LeaseKeepAliveRequest(ID=self.lease_id))
@@ -119,7 +106,7 @@ class _KeepAliveStream:
             raise RPCFailed("rpc error: code = Canceled desc = context canceled") from None
 
     def close(self) -> None:
-        self.requests.put(None)
+        self.requests.end()
         self.responses.cancel()
 
 

@@ -142,6 +142,20 @@ def _go_bool(value: bool) -> str:
 # --- simple ---
 
 
+def _print_op(printer, op) -> bool:
+    """Prints one response of a txn with the printer's own get/put/delete; False for an unknown kind."""
+    kind = op.WhichOneof("response")
+    if kind == "response_delete_range":
+        printer.delete(op.response_delete_range)
+    elif kind == "response_put":
+        printer.put(op.response_put)
+    elif kind == "response_range":
+        printer.get(op.response_range)
+    else:
+        return False
+    return True
+
+
 class SimplePrinter(Unsupported):
     name = "simple"
 
@@ -177,14 +191,7 @@ class SimplePrinter(Unsupported):
         out("SUCCESS" if resp.succeeded else "FAILURE")
         for op in resp.responses:
             out("")
-            kind = op.WhichOneof("response")
-            if kind == "response_delete_range":
-                self.delete(op.response_delete_range)
-            elif kind == "response_put":
-                self.put(op.response_put)
-            elif kind == "response_range":
-                self.get(op.response_range)
-            else:
+            if not _print_op(self, op):
                 out(f"unexpected response {op}")
 
     def watch(self, batch: WatchBatch) -> None:
@@ -414,14 +421,7 @@ class FieldsPrinter(Unsupported):
         self._hdr(resp.header)
         out(f'"Succeeded" : {_go_bool(resp.succeeded)}')
         for op in resp.responses:
-            kind = op.WhichOneof("response")
-            if kind == "response_delete_range":
-                self.delete(op.response_delete_range)
-            elif kind == "response_put":
-                self.put(op.response_put)
-            elif kind == "response_range":
-                self.get(op.response_range)
-            else:
+            if not _print_op(self, op):
                 out(f'"Unknown" : {go_quote(str(op))}')
 
     def watch(self, batch: WatchBatch) -> None:

@@ -16,6 +16,7 @@ import grpc
 
 from flotilla.etcd.api import rpc_pb2
 from flotilla.etcdctl.v3.cli import Ctl
+from flotilla.etcdctl.v3.client import RequestQueue
 from flotilla.etcdctl.v3.cmdline import Command, Flag, UsageError, parse_flags
 from flotilla.etcdctl.v3.errors import (
     EXIT_BAD_ARGS,
@@ -118,22 +119,15 @@ class _Stream:
 
     def __init__(self, client) -> None:
         self.client = client
-        self.requests: queue.Queue = queue.Queue()
+        self.requests = RequestQueue()
         metadata = [*client.metadata, ("hasleader", "true")]  # clientv3.WithRequireLeader
-        self.responses = client.watch.Watch(self._requests(), wait_for_ready=True, metadata=metadata)
-
-    def _requests(self):
-        while True:
-            item = self.requests.get()
-            if item is None:
-                return
-            yield item
+        self.responses = client.watch.Watch(iter(self.requests), wait_for_ready=True, metadata=metadata)
 
     def send(self, request) -> None:
         self.requests.put(request)
 
     def close(self) -> None:
-        self.requests.put(None)
+        self.requests.end()
         self.responses.cancel()
 
 
