@@ -251,24 +251,23 @@ def _ep_hashkv(ctl: Ctl) -> None:
 # --- alarm, defrag, move-leader ---
 
 
-def _alarm_list(ctl: Ctl) -> None:
+def _listed_alarms(ctl: Ctl, verb: str):
+    """alarm list's and disarm's start: no arguments allowed, then the client and the listed alarms."""
     if ctl.args:
-        fail(EXIT_BAD_ARGS, "alarm list command accepts no arguments")
+        fail(EXIT_BAD_ARGS, f"alarm {verb} command accepts no arguments")
     client = ctl.client()
-    resp = _unary(
-        ctl, client, client.maintenance.Alarm, rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET)
-    )
+    request = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET)
+    return client, _unary(ctl, client, client.maintenance.Alarm, request)
+
+
+def _alarm_list(ctl: Ctl) -> None:
+    _client, resp = _listed_alarms(ctl, "list")
     ctl.display.alarm(resp)
 
 
 def _alarm_disarm(ctl: Ctl) -> None:
-    if ctl.args:
-        fail(EXIT_BAD_ARGS, "alarm disarm command accepts no arguments")
-    client = ctl.client()
     # clientv3's AlarmDisarm of "every alarm" lists them and disarms each; its answer has no header.
-    listed = _unary(
-        ctl, client, client.maintenance.Alarm, rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET)
-    )
+    client, listed = _listed_alarms(ctl, "disarm")
     result = rpc_pb2.AlarmResponse()
     for alarm in listed.alarms:
         request = rpc_pb2.AlarmRequest(

@@ -161,14 +161,7 @@ def range_request(cmd: Command, args: list[str]) -> rpc_pb2.RangeRequest:
         request.serializable = True
     elif consistency != "l":
         fail(EXIT_BAD_FEATURE, f'unknown consistency flag "{consistency}"')
-    key = _b(args[0])
-    if len(args) > 1:
-        if prefix or from_key:
-            fail(
-                EXIT_BAD_ARGS,
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            )
-        request.range_end = _b(args[1])
+    request.key, request.range_end = _key_range(args, prefix, from_key)
     request.limit = cmd.flag("limit")
     if cmd.flag("rev") > 0:
         request.revision = cmd.flag("rev")
@@ -181,16 +174,6 @@ def range_request(cmd: Command, args: list[str]) -> rpc_pb2.RangeRequest:
     if target == 0 and order == 1:
         order = 0  # clientv3.WithSort: the server already returns keys in ascending order
     request.sort_order, request.sort_target = order, target
-    if prefix:
-        if not key:
-            key, request.range_end = b"\x00", b"\x00"
-        else:
-            request.range_end = prefix_end(key)
-    if from_key:
-        if not key:
-            key = b"\x00"
-        request.range_end = b"\x00"
-    request.key = key
     request.keys_only = cmd.flag("keys-only")
     return request
 
@@ -216,27 +199,28 @@ def delete_request(cmd: Command, args: list[str]) -> rpc_pb2.DeleteRangeRequest:
     prefix, from_key = cmd.flag("prefix"), cmd.flag("from-key")
     if prefix and from_key:
         fail(EXIT_BAD_ARGS, "`--prefix` and `--from-key` cannot be set at the same time, choose one")
-    key = _b(args[0])
     request = rpc_pb2.DeleteRangeRequest()
+    request.key, request.range_end = _key_range(args, prefix, from_key)
+    request.prev_kv = cmd.flag("prev-kv")
+    return request
+
+
+def _key_range(args: list[str], prefix: bool, from_key: bool) -> tuple[bytes, bytes]:
+    """get's and del's key and range end: an explicit range end, or ``--prefix``'s or ``--from-key``'s (at
+    most one of them); with an empty key either one means the whole keyspace, from ``\\x00``."""
+    key, range_end = _b(args[0]), b""
     if len(args) > 1:
         if prefix or from_key:
             fail(
                 EXIT_BAD_ARGS,
                 "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
             )
-        request.range_end = _b(args[1])
+        range_end = _b(args[1])
     if prefix:
-        if not key:
-            key, request.range_end = b"\x00", b"\x00"
-        else:
-            request.range_end = prefix_end(key)
-    request.prev_kv = cmd.flag("prev-kv")
+        key, range_end = (key, prefix_end(key)) if key else (b"\x00", b"\x00")
     if from_key:
-        if not key:
-            key = b"\x00"
-        request.range_end = b"\x00"
-    request.key = key
-    return request
+        key, range_end = key or b"\x00", b"\x00"
+    return key, range_end
 
 
 def _del(ctl: Ctl) -> None:
