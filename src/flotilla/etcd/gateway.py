@@ -43,7 +43,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from flotilla.etcd.api import rpc_pb2
-from flotilla.gotext import go_json
+from flotilla.gotext import go_json, go_quote
 
 __all__ = ["HTTP_STATUS", "ROUTES", "GatewayAbort", "GatewayContext", "Route", "add_gateway_routes"]
 
@@ -482,29 +482,11 @@ _DIGITS = re.compile(rb"[0-9]*")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
 _MAX_DEPTH = 10_000  # Go's maxNestingDepth
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def _go_quote(text: str) -> str:
-    """Go's strconv.Quote."""
-    out = []
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char.isprintable():
-            out.append(char)
-        elif char in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[char])
-        elif ord(char) < 0x20 or char == "\x7f":
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def _syntax_error(byte: int, where: str) -> _DecodeError:
     # encoding/json's quoteChar: the byte as a rune, quoted.
-    quoted = "'\\''" if byte == 0x27 else "'\"'" if byte == 0x22 else "'" + _go_quote(chr(byte))[1:-1] + "'"
+    quoted = "'\\''" if byte == 0x27 else "'\"'" if byte == 0x22 else "'" + go_quote(chr(byte))[1:-1] + "'"
     return _DecodeError(f"invalid character {quoted} {where}")
 
 
@@ -820,7 +802,7 @@ def _enum_value(enum, raw: Any) -> int:
     if _kind(raw) == "string":
         value = enum.values_by_name.get(raw)
         if value is None:
-            raise _DecodeError(f"unknown value {_go_quote(raw)} for enum {go_type}")
+            raise _DecodeError(f"unknown value {go_quote(raw)} for enum {go_type}")
         return value.number
     return _integer(raw, go_type, True, 32)
 
