@@ -11,51 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from contextlib import asynccontextmanager
 from pathlib import Path
+
+from member_harness import WAIT_S, member_settings, running_member
 
 from flotilla.backend.errors import BackendError
 from flotilla.etcd import errors
 from flotilla.etcd import server as server_module
 from flotilla.etcd.api import rpc_pb2
-from flotilla.etcd.server import EtcdServer, Member, ServerSettings
+from flotilla.etcd.server import EtcdServer
 from flotilla.etcd.watch_service import MAX_QUEUED_RESPONSES, WatchStream
 from flotilla.raft import ConfChange, ConfChangeType
 
-MEMBER_ID = 0x1234
-WAIT_S = 10.0
-
-
-def _settings(data_dir: Path, **overrides) -> ServerSettings:
-    values = dict(
-        name="m1",
-        data_dir=data_dir,
-        member_id=MEMBER_ID,
-        cluster_id=0x5678,
-        members=[Member(MEMBER_ID, "m1", ("http://127.0.0.1:1",), ("http://127.0.0.1:2",))],
-        heartbeat_interval_ms=10,
-        election_timeout_ms=100,
-        backend_commit_interval_s=0.02,
-        seed=1,
-    )
-    values.update(overrides)
-    return ServerSettings(**values)
-
-
-@asynccontextmanager
-async def _running(data_dir: Path, **overrides):
-    """A started member; stopped (final backend commit included) on exit."""
-    server = EtcdServer(_settings(data_dir, **overrides))
-    task = asyncio.create_task(server.run())
-    started = asyncio.create_task(server.wait_started())
-    await asyncio.wait({task, started}, timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED)
-    assert started.done(), "the member did not start"
-    try:
-        yield server, task
-    finally:
-        server.stop()
-        if not task.done():
-            await asyncio.wait_for(asyncio.shield(task), WAIT_S)
+_settings = member_settings
+_running = running_member
 
 
 async def _put(server: EtcdServer, key: bytes, value: bytes = b"v") -> rpc_pb2.PutResponse:

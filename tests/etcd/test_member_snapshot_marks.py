@@ -8,26 +8,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from member_harness import member_settings
+
 from flotilla.etcd.api import rpc_pb2
-from flotilla.etcd.server import EtcdServer, Member, ServerSettings
+from flotilla.etcd.server import EtcdServer
 from flotilla.etcd.storage import MemberStorage, member_paths
 
-MEMBER_ID = 0x77
 
-
-def _settings(data_dir: Path) -> ServerSettings:
-    return ServerSettings(
-        name="m1",
-        data_dir=data_dir,
-        member_id=MEMBER_ID,
-        cluster_id=0x99,
-        members=[Member(MEMBER_ID, "m1", ("http://127.0.0.1:1",), ("http://127.0.0.1:2",))],
-        heartbeat_interval_ms=10,
-        election_timeout_ms=100,
-        backend_commit_interval_s=0.02,
-        snapshot_count=50,
-        seed=1,
-    )
+def _settings(data_dir: Path):
+    return member_settings(data_dir, snapshot_count=50)
 
 
 async def _write_until_a_snapshot_then_stop(data_dir: Path, snapshots: int) -> int:

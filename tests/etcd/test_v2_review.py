@@ -11,48 +11,23 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from member_harness import WAIT_S, member_settings, running_member
 
 from flotilla.etcd import raftnode
 from flotilla.etcd.api import etcdserver_pb2
 from flotilla.etcd.http import make_http_app
-from flotilla.etcd.server import EtcdServer, Member, ServerSettings
+from flotilla.etcd.server import EtcdServer, Member
 from flotilla.etcd.v2form import parse_form, parse_key_request
 from flotilla.v2store import V2Store
 
-MEMBER_ID = 0x4321
-WAIT_S = 10.0
 _NS = 1_000_000_000
-
-
-def _settings(data_dir: Path, **overrides) -> ServerSettings:
-    values = dict(
-        name="m1",
-        data_dir=data_dir,
-        member_id=MEMBER_ID,
-        cluster_id=0x8765,
-        members=[Member(MEMBER_ID, "m1", ("http://127.0.0.1:1",), ("http://127.0.0.1:2",))],
-        heartbeat_interval_ms=10,
-        election_timeout_ms=100,
-        backend_commit_interval_s=0.02,
-        seed=1,
-    )
-    values.update(overrides)
-    return ServerSettings(**values)
+_settings = member_settings
 
 
 @asynccontextmanager
 async def _running(data_dir: Path, **overrides):
-    server = EtcdServer(_settings(data_dir, **overrides))
-    task = asyncio.create_task(server.run())
-    started = asyncio.create_task(server.wait_started())
-    await asyncio.wait({task, started}, timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED)
-    assert started.done(), "the member did not start"
-    try:
+    async with running_member(data_dir, **overrides) as (server, _):
         yield server
-    finally:
-        server.stop()
-        if not task.done():
-            await asyncio.wait_for(asyncio.shield(task), WAIT_S)
 
 
 @asynccontextmanager
