@@ -378,14 +378,7 @@ def test_flotilla_etcdctl_prints_what_etcdctl_prints(transcripts, index):
     assert ours.results[index] == debian.results[index]
 
 
-_MEMBERS_501 = (
-    "membership changes need the peer transport (issue 5): flotilla answers a valid POST or PUT "
-    "/v2/members with 501 Not Implemented; etcd 3.4 adds (201) or updates (204) the member"
-)
-FLOTILLA_SERVER_DIFFERENCES: dict[str, str] = {
-    "member update {ID} {PEER}": _MEMBERS_501,
-    "member add n1 http://127.0.0.1:9": _MEMBERS_501,
-}
+FLOTILLA_SERVER_DIFFERENCES: dict[str, str] = {}
 
 
 def _server_case(index: int):

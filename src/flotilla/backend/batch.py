@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 # The buckets of the v3 keyspace, as in etcd's bbolt file: "key" maps a revision (8-byte main,
 # "_", 8-byte sub) to an encoded KeyValue; "meta" holds the applied raft index and the compact revision.
-BUCKETS: tuple[str, ...] = ("key", "meta", "lease", "members", "alarm")
+BUCKETS: tuple[str, ...] = ("key", "meta", "lease", "members", "members_removed", "alarm")
 
 # LMDB's limit for a key (MDB_MAXKEYSIZE in its default build); every backend keeps it so that the
 # in-memory twin refuses exactly what the real one would.

@@ -70,3 +70,17 @@ timeout = _error(_C.UNAVAILABLE, "etcdserver: request timed out")
 unhealthy = _error(_C.UNAVAILABLE, "etcdserver: unhealthy cluster")
 corrupt = _error(_C.DATA_LOSS, "etcdserver: corrupt cluster")
 bad_leader_transferee = _error(_C.FAILED_PRECONDITION, "etcdserver: bad leader transferee")
+member_exists = _error(_C.FAILED_PRECONDITION, "etcdserver: member ID already exist")
+peer_url_exists = _error(_C.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists")
+member_bad_urls = _error(_C.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid")
+not_enough_started = _error(
+    _C.FAILED_PRECONDITION, "etcdserver: re-configuration failed due to not enough started members"
+)
+member_not_learner = _error(_C.FAILED_PRECONDITION, "etcdserver: can only promote a learner member")
+learner_not_ready = _error(
+    _C.FAILED_PRECONDITION, "etcdserver: can only promote a learner member which is in sync with leader"
+)
+too_many_learners = _error(_C.FAILED_PRECONDITION, "etcdserver: too many learner members in cluster")
+timeout_leader_transfer = _error(
+    _C.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long"
+)

@@ -1,5 +1,7 @@
 """The member's HTTP/1 side on the client port: ``/version``, ``/health``, ``/metrics``, the v3 JSON
-gateway (``/v3/...`` and ``/v3beta/...``) and, with ``--enable-v2``, the v2 API (``/v2/...``)."""
+gateway (``/v3/...`` and ``/v3beta/...``) and, with ``--enable-v2``, the v2 API (``/v2/...``); and the
+HTTP endpoints etcd serves on the peer port (``/members``, ``/version``), which proxies and joining
+members read."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from flotilla.etcd.server import EtcdServer
 from flotilla.etcd.services import version_info
 from flotilla.etcd.v2http import add_v2_routes, cors_and_clean_path_middleware
 
-__all__ = ["make_http_app"]
+__all__ = ["make_http_app", "make_peer_http_server"]
 
 
 def make_http_app(
@@ -62,3 +64,31 @@ def make_http_app(
     if enable_v2:
         add_v2_routes(app, server)
     return app
+
+
+def make_peer_http_server(server: EtcdServer) -> web.Server:
+    """etcd's peer-port HTTP endpoints: ``GET /members`` (the members as etcd's peer handler lists them,
+    with the cluster ID in ``X-Etcd-Cluster-ID``) and ``GET /version``."""
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        headers = {"X-Etcd-Cluster-ID": format(server.cluster_id, "x")}
+        if request.path == "/members":
+            if request.method != "GET":
+                return method_not_allowed("GET")
+            body = [
+                {
+                    "id": format(m.id, "x"),
+                    "name": m.name,
+                    "peerURLs": list(m.peer_urls),
+                    "clientURLs": list(m.client_urls),
+                }
+                for m in sorted(server.members.values(), key=lambda m: m.id)
+            ]
+            return web.Response(text=json.dumps(body), content_type="application/json", headers=headers)
+        if request.path == "/version":
+            info = version_info()
+            body = {"etcdserver": info["etcdserver"], "etcdcluster": info["etcdcluster"]}
+            return web.Response(text=json.dumps(body), content_type="application/json", headers=headers)
+        return web.Response(status=404, text="404 page not found\n", headers=headers)
+
+    return web.Server(handle)

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from flotilla.raft import (
     NO_LEADER,
+    ConfChange,
     Entry,
     Message,
     ProposalDropped,
@@ -51,6 +52,7 @@ class Transport(Protocol):
     """Delivers raft messages to peers; never blocks (queue, then send from its own tasks)."""
 
     def send(self, messages: list[Message]) -> None: ...
+    def active_since(self, peer_id: int) -> float | None: ...
 
 
 class NoPeers:
@@ -60,9 +62,12 @@ class NoPeers:
         if messages:
             log.debug("dropping %d messages: no peers", len(messages))
 
+    def active_since(self, peer_id: int) -> float | None:
+        return None
+
 
 class Applier(Protocol):
-    def apply_snapshot(self, snapshot: Snapshot) -> None: ...
+    async def apply_snapshot(self, snapshot: Snapshot) -> None: ...
     def apply_entries(self, entries: list[Entry]) -> None: ...
     def on_soft_state(self, soft: SoftState) -> None: ...
     def on_read_state(self, read_state: ReadState) -> None: ...
@@ -112,6 +117,24 @@ class RaftNode:
     def step(self, message: Message) -> None:
         """A message from a peer (the transport's receiving side calls this)."""
         self.node.step(message)
+        self._wake.set()
+
+    def propose_conf_change(self, change: ConfChange) -> None:
+        """Propose a membership change now (a leader must be known). Raises ProposalDropped when this
+        member, leading, refuses it (another change in progress, a transfer under way)."""
+        self.node.propose_conf_change(change)
+        self._wake.set()
+
+    def transfer_leadership(self, transferee: int) -> None:
+        self.node.transfer_leadership(transferee)
+        self._wake.set()
+
+    def report_unreachable(self, peer_id: int) -> None:
+        self.node.report_unreachable(peer_id)
+        self._wake.set()
+
+    def report_snapshot(self, peer_id: int, delivered: bool) -> None:
+        self.node.report_snapshot(peer_id, delivered)
         self._wake.set()
 
     def stop(self) -> None:
@@ -196,7 +219,7 @@ class RaftNode:
         if rd.messages_after_persist:
             self.transport.send(rd.messages_after_persist)
         if rd.snapshot is not None:
-            self.applier.apply_snapshot(rd.snapshot)
+            await self.applier.apply_snapshot(rd.snapshot)
             self.applied_index = rd.snapshot.index
         if committed:
             self._apply(committed)

@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import struct
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flotilla.backend import WriteBatch, open_backend
@@ -34,6 +35,20 @@ from flotilla.backend.errors import BackendError
 from flotilla.etcd import errors
 from flotilla.etcd.api import etcdserver_pb2, raft_internal_pb2, rpc_pb2
 from flotilla.etcd.apply import Applier, is_txn_read_only
+from flotilla.etcd.membership import (
+    Member,
+    check_add,
+    check_promote,
+    check_remove,
+    check_update,
+    decode_change,
+    encode_change,
+    load_members,
+    member_record,
+    new_member,
+    parse_peer_urls,
+    removed_record,
+)
 from flotilla.etcd.raftnode import NoPeers, RaftNode, Transport
 from flotilla.etcd.storage import MemberStorage, member_paths
 from flotilla.etcd.v2apply import apply_v2_request
@@ -43,10 +58,12 @@ from flotilla.mvcc.watch import WatchHub
 from flotilla.raft import (
     NO_LEADER,
     ConfChange,
+    ConfChangeType,
     Config,
     ConfState,
     Entry,
     EntryType,
+    ProposalDropped,
     RawNode,
     ReadState,
     Role,
@@ -64,6 +81,11 @@ _META_APPLIED = b"consistent_index"
 _META_TERM = b"term"
 _META_COMPACT = b"finishedCompactRev"
 _META_CLUSTER = b"cluster"
+_META_FOUNDERS = b"founding_members"  # how many members founded the cluster (the v2 indexes they spent)
+# A member's attributes travel as a v2 request, as in etcd, with a method no client request has (etcd
+# tells them apart by path: its keys live under /1, ours at the root).
+_PUBLISH = "PUBLISH"
+_MEMBERS_PREFIX = "/0/members/"
 SNAPSHOT_CATCH_UP_ENTRIES = 5000  # etcd keeps this many entries behind a snapshot for slow followers
 DEFAULT_QUOTA_BYTES = 2 * 1024**3
 ALARM_NOSPACE = rpc_pb2.NOSPACE
@@ -75,30 +97,6 @@ _APPLIER_METHODS = {
     "lease_revoke": "lease_revoke",
     "lease_checkpoint": "lease_checkpoint",
 }
-
-
-@dataclass(frozen=True)
-class Member:
-    id: int
-    name: str
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...] = ()
-    is_learner: bool = False
-
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "peer_urls": list(self.peer_urls),
-            "client_urls": list(self.client_urls),
-            "is_learner": self.is_learner,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict) -> Member:
-        return cls(
-            d["id"], d["name"], tuple(d["peer_urls"]), tuple(d["client_urls"]), d.get("is_learner", False)
-        )
 
 
 @dataclass
@@ -125,6 +123,12 @@ class ServerSettings:
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     v2_history_size: int = 1000  # v2 events a waitIndex can reach back (etcd: a fixed 1000)
     v2_sync_interval_s: float = 0.5  # how often the leader expires v2 TTL nodes (etcd: 500 ms)
+    advertise_client_urls: tuple[str, ...] | None = None  # None: this member's entry in ``members`` has them
+    listen_peer_urls: tuple[str, ...] = ()  # none: no peer transport (an in-process single member)
+    join_existing: bool = False  # --initial-cluster-state existing: start empty, get the leader's snapshot
+    strict_reconfig_check: bool = True
+    peer_server_ssl: object = None  # ssl.SSLContext for https:// peer URLs
+    peer_client_ssl: object = None
     seed: int | None = None
 
     @property
@@ -154,7 +158,7 @@ class EtcdServer:
         self.settings = settings
         self.member_id = settings.member_id
         self.cluster_id = settings.cluster_id
-        self.transport = transport or NoPeers()
+        self.transport = transport
         self.paths = member_paths(settings.data_dir, settings.wal_dir)
         self.started_at = time.time()
         self._ids = _RequestIds(self.member_id)
@@ -167,6 +171,8 @@ class EtcdServer:
         self.leader_changes = 0
         self.alarms: set[tuple[int, int]] = set()
         self.members: dict[int, Member] = {m.id: m for m in settings.members}
+        self.removed: set[int] = set()  # IDs removed from the cluster: refused forever
+        self._conf_waiters: dict[int, asyncio.Future] = {}
         self._backend_lock = asyncio.Lock()
         self._snapshotting = False
         self.applied_index = 0
@@ -175,6 +181,7 @@ class EtcdServer:
         self.db_size = 0
         self.db_size_in_use = 0
         self._started = asyncio.Event()
+        self._published = asyncio.Event()  # this member's name and client URLs are applied (etcd's readyc)
         self._stopped = False
         self.metrics = None  # set by the member process (flotilla.etcd.metrics.Metrics)
         self._open_state()
@@ -185,23 +192,8 @@ class EtcdServer:
         paths = self.paths
         paths.snap.mkdir(parents=True, exist_ok=True)
         self.backend = open_backend(paths.backend)
-        applied_bytes = self.backend.get("meta", _META_APPLIED)
-        self.consistent_index = _U64.unpack(applied_bytes)[0] if applied_bytes else 0
-        compact_bytes = self.backend.get("meta", _META_COMPACT)
-        compact_rev = _U64.unpack(compact_bytes)[0] if compact_bytes else 0
-        self.store = KeyValueStore.restore(self.backend.scan("key"), compact_rev)
-        self.lessor = Lessor.restore(self.backend.scan("lease"), self._min_lease_ttl_s())
-        for kv in self.store.range(b"\0", b"\0").kvs:
-            if kv.lease and self.lessor.lookup(kv.lease) is not None:
-                self.lessor.attach(kv.lease, kv.key)
-        for key, _ in self.backend.scan("alarm"):
-            member_id, alarm = struct.unpack(">QI", key)
-            self.alarms.add((member_id, alarm))
-        stored_members = [Member.from_json(json.loads(v)) for _, v in self.backend.scan("members")]
-        if stored_members:
-            self.members = {m.id: m for m in stored_members}
+        self._load_backend_state()
         self.hub = WatchHub(self.store)
-        self.applier = Applier(self.store, self.lessor, self.header, self._on_events)
         opened = MemberStorage.open(paths) if MemberStorage.exists(paths) else None
         if opened is not None:
             self.storage, recovered = opened
@@ -216,16 +208,21 @@ class EtcdServer:
             )  # fmt: skip
         else:
             metadata = json.dumps({"member_id": self.member_id, "cluster_id": self.cluster_id}).encode()
-            voters = {m.id for m in s.members if not m.is_learner}
+            voters = set() if s.join_existing else {m.id for m in s.members if not m.is_learner}
             self.storage = MemberStorage.create(paths, metadata, voters)
-            self.snapshot_index = 1
+            self.snapshot_index = 1 if voters else 0
             self.v2store = self._new_v2store()
             batch = WriteBatch()
             for m in s.members:
-                batch.put("members", _U64.pack(m.id), json.dumps(m.to_json()).encode())
+                member_record(batch, m)
             batch.put("meta", _META_CLUSTER, _U64.pack(self.cluster_id))
+            if not s.join_existing:
+                batch.put("meta", _META_FOUNDERS, _U64.pack(len(s.members)))
             self.backend.write(batch, sync=True)
-            log.info("starting member %x in cluster %x", self.member_id, self.cluster_id)
+            if s.join_existing:
+                log.info("starting member %x to join cluster %x", self.member_id, self.cluster_id)
+            else:
+                log.info("starting member %x in cluster %x", self.member_id, self.cluster_id)
         if self.snapshot_index > 1 and self.consistent_index < self.snapshot_index:
             # The backend must hold at least the state the snapshot stands for: the WAL before it is gone.
             raise BackendError(
@@ -235,7 +232,6 @@ class EtcdServer:
             )
         self.applied_index = max(self.consistent_index, self.snapshot_index)
         self.v2_applied_index = self.snapshot_index  # the last index the v2 tree has applied
-        self._publish_attributes()
         rng = random.Random(s.seed if s.seed is not None else self.member_id ^ time.time_ns())
         config = Config(
             id=self.member_id,
@@ -249,6 +245,8 @@ class EtcdServer:
             max_msg_bytes=1 << 20,
         )
         self.node = RawNode(config, self.storage.memory)
+        if self.transport is None:
+            self.transport = self._make_transport() if s.listen_peer_urls else NoPeers()
         self.raft = RaftNode(
             self.node,
             self.storage,
@@ -258,6 +256,28 @@ class EtcdServer:
             on_fsync=self._on_fsync,
         )
         self._refresh_sizes()
+
+    def _load_backend_state(self) -> None:
+        """The v3 keyspace, leases, alarms and membership from the backend (at start-up, and after a
+        follower installed its leader's snapshot)."""
+        applied_bytes = self.backend.get("meta", _META_APPLIED)
+        self.consistent_index = _U64.unpack(applied_bytes)[0] if applied_bytes else 0
+        compact_bytes = self.backend.get("meta", _META_COMPACT)
+        compact_rev = _U64.unpack(compact_bytes)[0] if compact_bytes else 0
+        self.store = KeyValueStore.restore(self.backend.scan("key"), compact_rev)
+        self.lessor = Lessor.restore(self.backend.scan("lease"), self._min_lease_ttl_s())
+        for kv in self.store.range(b"\0", b"\0").kvs:
+            if kv.lease and self.lessor.lookup(kv.lease) is not None:
+                self.lessor.attach(kv.lease, kv.key)
+        self.alarms = set()
+        for key, _ in self.backend.scan("alarm"):
+            member_id, alarm = struct.unpack(">QI", key)
+            self.alarms.add((member_id, alarm))
+        stored_members, self.removed = load_members(self.backend)
+        if stored_members:
+            self.members = stored_members
+        self._member_changes: list[tuple[int, Member | None]] = []
+        self.applier = Applier(self.store, self.lessor, self.header, self._on_events)
 
     def _restore_v2store(self, snapshot_data: bytes) -> V2Store:
         state = json.loads(snapshot_data) if snapshot_data else {}
@@ -270,9 +290,11 @@ class EtcdServer:
         store = V2Store(self.settings.v2_history_size)
         # etcd 3.4 records membership in the same v2 store (each member's raft attributes and attributes,
         # then the cluster version) before any client write: skip those indexes so a fresh member's
-        # first key gets the index a CoreOS tutorial shows. (The recorded members, not the flags: a restart
-        # rebuilds the tree from here, and etcd ignores --initial-cluster at a restart.)
-        for _ in range(2 * len(self.members) + 1):
+        # first key gets the index a CoreOS tutorial shows. (The founders recorded in the backend, not
+        # the flags nor today's members: a restart, or a member that joined later, rebuilds the tree from
+        # here and must count what the founders spent.)
+        founders = self.backend.get("meta", _META_FOUNDERS)
+        for _ in range(2 * (_U64.unpack(founders)[0] if founders else len(self.members)) + 1):
             store.advance_index()
         return store
 
@@ -280,23 +302,55 @@ class EtcdServer:
         self.db_size = self.backend.size_bytes()
         self.db_size_in_use = self.backend.size_in_use_bytes()
 
-    def _publish_attributes(self) -> None:
-        """A restart may bring a new --name or new client URLs: etcd republishes both at every start.
-        (A single member records them directly; with peers this becomes a replicated update.)"""
-        own = next((m for m in self.settings.members if m.name == self.settings.name), None)
-        current = self.members.get(self.member_id)
-        if own is None or current is None:
-            return
-        if (current.name, current.client_urls) == (self.settings.name, own.client_urls):
-            return
-        name, urls = self.settings.name, own.client_urls
-        updated = Member(current.id, name, current.peer_urls, urls, current.is_learner)
+    async def _publish_loop(self) -> None:
+        """etcd publishes this member's name and client URLs through raft at every start, so every member
+        knows where to reach the others' clients; it retries until the update is applied. (Only a change
+        is proposed: the v2 indexes this would spend are counted in ``_new_v2store``.)"""
+        try:
+            await self._publish_attributes()
+        finally:
+            self._published.set()
+
+    async def _publish_attributes(self) -> None:
+        client_urls = self.settings.advertise_client_urls
+        if client_urls is None:
+            own = next((m for m in self.settings.members if m.id == self.member_id), None)
+            if own is None:
+                own = next((m for m in self.settings.members if m.name == self.settings.name), None)
+            if own is None:
+                return
+            client_urls = own.client_urls
+        name = self.settings.name
+        while not self._stopped:
+            current = self.members.get(self.member_id)
+            if current is None or (current.name, current.client_urls) == (name, client_urls):
+                return
+            if self.raft.leader_id == NO_LEADER:
+                await asyncio.sleep(0.05)
+                continue
+            attributes = json.dumps({"name": name, "clientURLs": list(client_urls)})
+            request = etcdserver_pb2.Request(
+                Method=_PUBLISH, Path=f"{_MEMBERS_PREFIX}{self.member_id:x}/attributes", Val=attributes
+            )
+            try:
+                await self.propose("v2", request)
+                log.info("published {Name:%s ClientURLs:[%s]} to cluster %x", name, " ".join(client_urls),
+                         self.cluster_id)  # fmt: skip
+            except errors.EtcdError as error:
+                log.warning("failed to publish this member's attributes (%s); retrying", error.message)
+                await asyncio.sleep(0.5)
+
+    def _apply_attributes(self, request: etcdserver_pb2.Request) -> None:
+        member_hex = request.Path[len(_MEMBERS_PREFIX) :].split("/", 1)[0]
+        current = self.members.get(int(member_hex, 16))
+        if current is None:
+            return  # removed meanwhile
+        attributes = json.loads(request.Val)
+        updated = replace(
+            current, name=attributes.get("name", ""), client_urls=tuple(attributes.get("clientURLs") or ())
+        )
         self.members[updated.id] = updated
-        batch = WriteBatch()
-        batch.put("members", _U64.pack(updated.id), json.dumps(updated.to_json()).encode())
-        self.backend.write(batch, sync=True)
-        urls = ",".join(own.client_urls)
-        log.info("published member %x: name %s, client URLs %s", updated.id, updated.name, urls)
+        self._member_changes.append((updated.id, updated))
 
     def _min_lease_ttl_s(self) -> int:
         # etcd: a lease must outlive an election, so the minimum TTL is 1.5 election timeouts, rounded up.
@@ -307,10 +361,15 @@ class EtcdServer:
     async def run(self) -> None:
         """Drive the member until ``stop()``; on return the backend holds everything applied."""
         voters = self.storage.memory.initial_state()[1].voters
+        peer_transport = not isinstance(self.transport, NoPeers)
         try:
+            if peer_transport:
+                await self.transport.start(list(self.settings.listen_peer_urls))
+                self._sync_peers()
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 tasks.create_task(self.raft.run())
+                tasks.create_task(self._publish_loop())
                 tasks.create_task(self._backend_loop())
                 tasks.create_task(self._lease_loop())
                 tasks.create_task(self._timeout_loop())
@@ -321,6 +380,8 @@ class EtcdServer:
                     self.node.campaign()
                     self.raft._wake.set()
         finally:
+            if peer_transport:
+                await self.transport.stop()
             await self._final_commit()
             self.storage.close()
             self.backend.close()
@@ -371,15 +432,55 @@ class EtcdServer:
             self.metrics.on_leader(soft.leader_id != NO_LEADER)
 
     def on_ready_done(self) -> None:
-        if not self._started.is_set() and self.raft.leader_id != NO_LEADER:
+        if not self._started.is_set() and self.raft.leader_id != NO_LEADER and self._published.is_set():
             if self.applied_index >= self.storage.memory.hard_state.commit:
                 self._started.set()
         if self._read_applied_waits:
             self._release_reads()
 
-    def apply_snapshot(self, snapshot: Snapshot) -> None:
-        # A follower receiving a leader's snapshot: the backend transfer comes with clustering.
-        raise NotImplementedError("installing a snapshot from a leader needs the peer transport")
+    async def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """A follower installs its leader's snapshot: the backend file the transport received with it
+        replaces the local one; the v2 tree comes from the snapshot's data."""
+        received = self.paths.snap / f"{snapshot.index:016x}.snap.db"
+        if not received.exists():
+            raise BackendError(
+                f"the leader's snapshot at index {snapshot.index} arrived without its backend file {received}"
+            )
+        async with self._backend_lock:
+            self.store.take_changes()
+            self.lessor.take_changes()
+            self.backend.close()
+            await asyncio.to_thread(os.replace, received, self.paths.backend)
+            self.backend = open_backend(self.paths.backend)
+            self._load_backend_state()
+        self.hub.replace_history(self.store)
+        self.v2store = self._restore_v2store(snapshot.data)
+        self.v2_applied_index = snapshot.index
+        self.snapshot_index = snapshot.index
+        self.applied_index = max(self.consistent_index, snapshot.index)
+        self._sync_peers()
+        self._refresh_sizes()
+        log.info(
+            "applied the leader's snapshot at index %d (backend applied %d, %d members)",
+            snapshot.index, self.consistent_index, len(self.members),
+        )  # fmt: skip
+
+    def _sync_peers(self) -> None:
+        """Tell the transport where every other member is (after a start, a change or a snapshot)."""
+        if isinstance(self.transport, NoPeers):
+            return
+        wanted = {m.id: m.peer_urls for m in self.members.values() if m.id != self.member_id}
+        for peer_id in set(self._peer_urls) - set(wanted):
+            self.transport.remove_peer(peer_id)
+        for peer_id, urls in wanted.items():
+            known = self._peer_urls.get(peer_id)
+            if known is None:
+                self.transport.add_peer(peer_id, urls)
+            elif known != urls:
+                self.transport.update_peer(peer_id, urls)
+        self._peer_urls = wanted
+
+    _peer_urls: dict[int, tuple[str, ...]] = {}  # noqa: RUF012 - replaced, never mutated
 
     def apply_entries(self, entries: list[Entry]) -> None:
         applier = self.applier
@@ -396,7 +497,7 @@ class EtcdServer:
                 # the snapshot, needs the entries after the snapshot.
                 if entry.index > self.v2_applied_index:
                     request = parse(entry.data)
-                    if request.HasField("v2"):
+                    if request.HasField("v2") and request.v2.Method != _PUBLISH:
                         apply_v2_request(self.v2store, request.v2, time.time_ns())
                 continue
             request = parse(entry.data)
@@ -443,6 +544,8 @@ class EtcdServer:
         if kind == "alarm":
             return self._apply_alarm(request.alarm)
         if kind == "v2":
+            if request.v2.Method == _PUBLISH:
+                return self._apply_attributes(request.v2)
             return apply_v2_request(self.v2store, request.v2, time.time_ns())
         method = _APPLIER_METHODS.get(kind)
         if method is not None:
@@ -450,7 +553,42 @@ class EtcdServer:
         raise errors.EtcdError(errors.grpc.StatusCode.UNIMPLEMENTED, f"etcdserver: unknown request {kind}")
 
     def _apply_conf_change(self, entry: Entry) -> None:
-        self.node.apply_conf_change(ConfChange.decode(entry.data))
+        change = ConfChange.decode(entry.data)
+        self.node.apply_conf_change(change)
+        request_id, member = decode_change(change)
+        target = change.node_id
+        if change.type == ConfChangeType.REMOVE_NODE:
+            self.members.pop(target, None)
+            self.removed.add(target)
+            self._member_changes.append((target, None))
+            log.info("removed member %x from cluster %x", target, self.cluster_id)
+        elif member is not None:
+            known = target in self.members
+            self.members[target] = member
+            self._member_changes.append((target, member))
+            what = {ConfChangeType.ADD_NODE: "added", ConfChangeType.ADD_LEARNER: "added learner"}
+            verb = "updated" if known else what.get(change.type, "added")
+            log.info("%s member %x %s in cluster %x", verb, target, list(member.peer_urls), self.cluster_id)
+        self._sync_peers()
+        fut = self._conf_waiters.pop(request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(sorted(self.members.values(), key=lambda m: m.id))
+        if change.type == ConfChangeType.REMOVE_NODE and target == self.member_id and not self._stopped:
+            self._spawn(self._leave())
+
+    async def _leave(self) -> None:
+        """This member was removed. A leader keeps replicating until another voter leads, so the others
+        learn that the change committed; then the member stops, as etcd does."""
+        deadline = time.monotonic() + 4 * self.settings.election_timeout_ms / 1000
+        while self.is_leader() and time.monotonic() < deadline:
+            await asyncio.sleep(self.settings.heartbeat_interval_ms / 1000)
+        await asyncio.sleep(2 * self.settings.heartbeat_interval_ms / 1000)
+        log.warning("the member has been permanently removed from the cluster")
+        log.warning("the data-dir used by this member must be removed")
+        self.removed_from_cluster = True
+        self.stop()
+
+    removed_from_cluster = False
 
     def on_read_state(self, read_state: ReadState) -> None:
         waiters = self._read_inflight.pop(read_state.request_ctx, None)
@@ -691,10 +829,16 @@ class EtcdServer:
     def _collect_batch(self) -> WriteBatch | None:
         changes = self.store.take_changes()
         lease_changes = self.lessor.take_changes()
+        member_changes, self._member_changes = self._member_changes, []
         nothing_new = self.applied_index == self.consistent_index and not self._alarms_dirty
-        if nothing_new and not changes and not lease_changes:
+        if nothing_new and not changes and not lease_changes and not member_changes:
             return None
         batch = WriteBatch()
+        for member_id, member in member_changes:
+            if member is None:
+                removed_record(batch, member_id)
+            else:
+                member_record(batch, member)
         for key, record in changes:
             if record is None:
                 batch.delete("key", key)
@@ -779,6 +923,110 @@ class EtcdServer:
         await self._commit_backend(sync=False)
         async with self._backend_lock:
             await asyncio.to_thread(self.backend.copy_to, target)
+
+    # --- membership changes (the Cluster service and /v2/members call these) ------------------------
+    async def add_member(self, peer_urls: list[str], is_learner: bool = False) -> tuple[Member, list[Member]]:
+        member = new_member(parse_peer_urls(peer_urls), is_learner)
+        check_add(self.members, self.removed, member, strict=self.settings.strict_reconfig_check)
+        kind = ConfChangeType.ADD_LEARNER if is_learner else ConfChangeType.ADD_NODE
+        return member, await self._propose_conf_change(kind, member.id, member)
+
+    async def remove_member(self, member_id: int) -> list[Member]:
+        if self.settings.strict_reconfig_check:
+            active = {m: self.transport.active_since(m) for m in self.members if m != self.member_id}
+            check_remove(self.members, member_id, self.member_id, active, time.monotonic())
+        elif member_id not in self.members:
+            raise errors.member_not_found()
+        return await self._propose_conf_change(ConfChangeType.REMOVE_NODE, member_id, None)
+
+    async def update_member(self, member_id: int, peer_urls: list[str]) -> list[Member]:
+        updated = check_update(self.members, member_id, parse_peer_urls(peer_urls))
+        return await self._propose_conf_change(ConfChangeType.UPDATE_NODE, member_id, updated)
+
+    async def promote_member(self, member_id: int) -> list[Member]:
+        """On the leader (it alone knows how far the learner's log is)."""
+        if not self.is_leader():
+            raise errors.not_leader()
+        progress = self.node.status().progress
+        match = progress[member_id].match if member_id in progress else None
+        promoted = check_promote(self.members, member_id, match, progress[self.member_id].match)
+        return await self._propose_conf_change(ConfChangeType.ADD_NODE, member_id, promoted)
+
+    async def _propose_conf_change(
+        self, kind: ConfChangeType, target: int, member: Member | None
+    ) -> list[Member]:
+        if self._stopped:
+            raise errors.stopped()
+        if self.raft.leader_id == NO_LEADER:
+            raise errors.no_leader()
+        request_id = self._ids.next()
+        fut = asyncio.get_running_loop().create_future()
+        self._conf_waiters[request_id] = fut
+        try:
+            try:
+                self.raft.propose_conf_change(encode_change(kind, target, request_id, member))
+            except ProposalDropped as dropped:
+                raise errors.EtcdError(errors.grpc.StatusCode.UNAVAILABLE, f"etcdserver: {dropped}") from None
+            try:
+                return await asyncio.wait_for(fut, self.settings.timeout_s)
+            except TimeoutError:
+                raise errors.timeout() from None
+        finally:
+            self._conf_waiters.pop(request_id, None)
+
+    async def move_leader(self, target: int) -> None:
+        """Maintenance.MoveLeader: hand leadership to ``target`` and wait until it leads."""
+        if not self.is_leader():
+            raise errors.not_leader()
+        member = self.members.get(target)
+        if member is None or member.is_learner:
+            raise errors.bad_leader_transferee()
+        if target == self.member_id:
+            return
+        self.raft.transfer_leadership(target)
+        deadline = time.monotonic() + self.settings.timeout_s
+        while self.raft.leader_id != target:
+            if time.monotonic() > deadline:
+                raise errors.timeout_leader_transfer()
+            await asyncio.sleep(self.settings.heartbeat_interval_ms / 1000)
+        log.info("leadership transferred from %x to %x", self.member_id, target)
+
+    # --- the peer transport's callbacks ---------------------------------------------------------------
+    def _make_transport(self) -> Transport:
+        from flotilla.etcd.http import make_peer_http_server
+        from flotilla.etcd.peer import PeerTransport
+
+        return PeerTransport(
+            self.member_id,
+            self.cluster_id,
+            on_message=self.raft_step,
+            on_unreachable=lambda peer: self.raft.report_unreachable(peer),
+            on_snapshot_status=lambda peer, ok: self.raft.report_snapshot(peer, ok),
+            prepare_snapshot=self.prepare_snapshot,
+            snapshot_dir=self.paths.snap,
+            is_removed=lambda peer: peer in self.removed,
+            on_removed=self._on_removed,
+            server_ssl=self.settings.peer_server_ssl,
+            client_ssl=self.settings.peer_client_ssl,
+            http_server=make_peer_http_server(self),
+        )
+
+    def raft_step(self, message) -> None:
+        if not self._stopped:
+            self.raft.step(message)
+
+    async def prepare_snapshot(self, message) -> Path:
+        """The leader's backend, copied for a follower that needs the snapshot in ``message``: it holds at
+        least the snapshot's index (it only grows), the entries after it the follower skips for v3."""
+        target = self.paths.snap / f"send-{message.to:x}-{message.snapshot.index:016x}.db.tmp"
+        await self.copy_backend(target)
+        return target
+
+    def _on_removed(self) -> None:
+        if not self.removed_from_cluster:
+            log.warning("the member has been permanently removed from the cluster (a peer refused it)")
+            self.removed_from_cluster = True
+            self.stop()
 
     def conf_state(self) -> ConfState:
         return self.node.status().conf_state

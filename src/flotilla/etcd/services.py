@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from flotilla import __version__
 from flotilla.etcd import errors
 from flotilla.etcd.api import rpc_pb2, rpc_pb2_grpc
+from flotilla.etcd.forward import LeaderForwarder, was_forwarded
 from flotilla.etcd.server import EtcdServer
 from flotilla.mvcc.errors import CompactedError, FutureRevisionError, LeaseNotFoundError
 
@@ -155,6 +156,11 @@ class KVService(rpc_pb2_grpc.KVServicer):
 class LeaseService(rpc_pb2_grpc.LeaseServicer):
     def __init__(self, server: EtcdServer) -> None:
         self.server = server
+        self.forwarder = LeaderForwarder(server)
+
+    def _forward(self, context) -> bool:
+        """A follower sends lease reads and renewals to the leader, the primary lessor."""
+        return not self.server.is_leader() and not was_forwarded(context)
 
     @_etcd_errors
     async def LeaseGrant(self, request, context):
@@ -176,6 +182,9 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         server = self.server
         async for request in request_iterator:
             try:
+                if self._forward(context):
+                    yield await self.forwarder.lease_keep_alive(request.ID)
+                    continue
                 ttl = server.lease_renew(request.ID)
             except errors.EtcdError as error:
                 await context.abort(error.code, error.message)
@@ -188,6 +197,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
     @_etcd_errors
     async def LeaseTimeToLive(self, request, context):
         server = self.server
+        if self._forward(context):
+            return await self.forwarder.lease_time_to_live(request)
         await server.read_barrier()
         lease = server.lessor.lookup(request.ID)
         header = server.header(server.store.revision)
@@ -203,6 +214,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
     @_etcd_errors
     async def LeaseLeases(self, request, context):
         server = self.server
+        if self._forward(context):
+            return await self.forwarder.lease_leases(request)
         await server.read_barrier()
         resp = rpc_pb2.LeaseLeasesResponse(header=server.header(server.store.revision))
         for lease in server.lessor.leases():
@@ -210,32 +223,60 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         return resp
 
 
+def _member_pb(member) -> rpc_pb2.Member:
+    return rpc_pb2.Member(
+        ID=member.id,
+        name=member.name,
+        peerURLs=list(member.peer_urls),
+        clientURLs=list(member.client_urls),
+        isLearner=member.is_learner,
+    )
+
+
 class ClusterService(rpc_pb2_grpc.ClusterServicer):
     def __init__(self, server: EtcdServer) -> None:
         self.server = server
+        self.forwarder = LeaderForwarder(server)
+
+    def _header(self) -> rpc_pb2.ResponseHeader:
+        return self.server.header(0)  # etcd: no revision in membership responses
 
     @_etcd_errors
     async def MemberList(self, request, context):
         server = self.server
-        resp = rpc_pb2.MemberListResponse(header=server.header(0))  # etcd: no revision in it
-        for member in sorted(server.members.values(), key=lambda m: m.id):
-            resp.members.add(
-                ID=member.id,
-                name=member.name,
-                peerURLs=list(member.peer_urls),
-                clientURLs=list(member.client_urls),
-                isLearner=member.is_learner,
-            )
+        resp = rpc_pb2.MemberListResponse(header=self._header())
+        resp.members.extend(_member_pb(m) for m in sorted(server.members.values(), key=lambda m: m.id))
         return resp
 
-    async def _membership_change(self, request, context):
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "etcdserver: this Flotilla member runs as a single-member cluster; membership changes arrive "
-            "with the peer transport",
-        )
+    @_etcd_errors
+    async def MemberAdd(self, request, context):
+        member, members = await self.server.add_member(list(request.peerURLs), request.isLearner)
+        resp = rpc_pb2.MemberAddResponse(header=self._header(), member=_member_pb(member))
+        resp.members.extend(_member_pb(m) for m in members)
+        return resp
 
-    MemberAdd = MemberRemove = MemberUpdate = MemberPromote = _membership_change
+    @_etcd_errors
+    async def MemberRemove(self, request, context):
+        members = await self.server.remove_member(request.ID)
+        resp = rpc_pb2.MemberRemoveResponse(header=self._header())
+        resp.members.extend(_member_pb(m) for m in members)
+        return resp
+
+    @_etcd_errors
+    async def MemberUpdate(self, request, context):
+        members = await self.server.update_member(request.ID, list(request.peerURLs))
+        resp = rpc_pb2.MemberUpdateResponse(header=self._header())
+        resp.members.extend(_member_pb(m) for m in members)
+        return resp
+
+    @_etcd_errors
+    async def MemberPromote(self, request, context):
+        if not self.server.is_leader() and not was_forwarded(context):
+            return await self.forwarder.member_promote(request)
+        members = await self.server.promote_member(request.ID)
+        resp = rpc_pb2.MemberPromoteResponse(header=self._header())
+        resp.members.extend(_member_pb(m) for m in members)
+        return resp
 
 
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
@@ -319,15 +360,10 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     @_etcd_errors
     async def MoveLeader(self, request, context):
         server = self.server
-        if not server.is_leader():
-            raise errors.not_leader()
-        if request.targetID not in server.members or server.members[request.targetID].is_learner:
-            raise errors.bad_leader_transferee()
-        if request.targetID == server.member_id:
-            # etcd 3.4 waits until the transferee leads, which the leader already does: success, and
-            # its response carries no header.
-            return rpc_pb2.MoveLeaderResponse()
-        raise errors.bad_leader_transferee()
+        # etcd 3.4 answers after the transferee leads (at once when the leader is the target) with a
+        # response that carries no header.
+        await server.move_leader(request.targetID)
+        return rpc_pb2.MoveLeaderResponse()
 
 
 # --- registration -----------------------------------------------------------------------------------

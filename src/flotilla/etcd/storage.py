@@ -64,16 +64,19 @@ class MemberStorage:
 
     @classmethod
     def create(cls, paths: MemberPaths, metadata: bytes, voters: set[int]) -> MemberStorage:
-        """A new member of a new cluster: a WAL that starts at the bootstrap snapshot (index 1, term 1)
-        recording the founding membership, which every founding member shares."""
+        """A new member. Of a new cluster (``voters`` given): a WAL that starts at the bootstrap snapshot
+        (index 1, term 1) recording the founding membership, which every founding member shares. Joining
+        an existing cluster (no voters): an empty log, so the leader's first append finds nothing to build
+        on and sends its snapshot (the whole state, the v2 tree included) before any entry."""
         paths.snap.mkdir(parents=True, exist_ok=True)
-        snapshot = bootstrap_snapshot(voters)
         snapshotter = Snapshotter(paths.snap)
-        snapshotter.save(snapshot)
         wal = WAL.create(paths.wal, metadata)
-        wal.save_snapshot(WalSnapshotMark(snapshot.index, snapshot.term))
         memory = MemoryStorage()
-        memory.apply_snapshot(snapshot)
+        if voters:
+            snapshot = bootstrap_snapshot(voters)
+            snapshotter.save(snapshot)
+            wal.save_snapshot(WalSnapshotMark(snapshot.index, snapshot.term))
+            memory.apply_snapshot(snapshot)
         return cls(paths, wal, snapshotter, memory)
 
     @classmethod

@@ -1,9 +1,6 @@
-"""``/v2/members`` as etcd 3.4 answers it: the list, the leader, and membership changes with etcd's
-request checks (JSON content type, peer URLs, member IDs) and its ``{"message": ...}`` errors.
-
-A change that passes the checks needs the peer transport, which this member does not have yet: it is
-answered 501 with a message saying so, never pretended.
-"""
+"""``/v2/members`` as etcd 3.4 answers it: the list, the leader, and membership changes (add, remove,
+update peer URLs) with etcd's request checks (JSON content type, peer URLs, member IDs), its statuses
+(201, 204, 404, 409, 410) and its ``{"message": ...}`` errors."""
 
 from __future__ import annotations
 
@@ -11,13 +8,17 @@ import json
 
 from aiohttp import web
 
+from flotilla.etcd import errors
 from flotilla.etcd.config import validate_url
 from flotilla.etcd.goresponses import method_not_allowed
 from flotilla.gotext import go_json
 
 __all__ = ["MembersHandler"]
 
-_NOT_YET = "membership changes need the peer transport; this member serves a single-member cluster only"
+_CONFLICTS = {
+    errors.member_exists().message: "membership: ID exists",
+    errors.peer_url_exists().message: "membership: peerURL exists",
+}
 
 
 def _message(text: str, status: int, headers: dict) -> web.Response:
@@ -67,20 +68,38 @@ class MembersHandler:
             body = await self._peer_urls(request, headers)
             if isinstance(body, web.Response):
                 return body
-            known = {u for m in self.server.members.values() for u in m.peer_urls}
-            if known & set(body):
-                return _message("membership: peerURL exists", 409, headers)
-            return _message(_NOT_YET, 501, headers)
+            try:
+                member, _ = await self.server.add_member(body)
+            except errors.EtcdError as error:
+                return self._change_failed(error, tail, headers)
+            return self._json(self.member_json(member), 201, headers)
         if not tail:
             return method_not_allowed(None, {"X-Etcd-Cluster-Id": headers["X-Etcd-Cluster-Id"]})
-        member = self._member(tail)
-        if member is None:
+        member_id = self._member_id(tail)
+        if member_id is not None and member_id in self.server.removed:
+            return _message(f"Member permanently removed: {tail}", 410, headers)
+        if member_id is None or member_id not in self.server.members:
             return _message(f"No such member: {tail}", 404, headers)
-        if method == "PUT":
-            body = await self._peer_urls(request, headers)
-            if isinstance(body, web.Response):
-                return body
-        return _message(_NOT_YET, 501, headers)
+        try:
+            if method == "PUT":
+                body = await self._peer_urls(request, headers)
+                if isinstance(body, web.Response):
+                    return body
+                await self.server.update_member(member_id, body)
+            else:
+                await self.server.remove_member(member_id)
+        except errors.EtcdError as error:
+            return self._change_failed(error, tail, headers)
+        return web.Response(status=204, headers={"X-Etcd-Cluster-Id": headers["X-Etcd-Cluster-Id"]})
+
+    def _change_failed(self, error: errors.EtcdError, tail: str, headers: dict) -> web.Response:
+        """etcd's answers: conflicts 409, a vanished member 404, anything else (no quorum of started
+        members, a timeout) a bare 500."""
+        if error.message in _CONFLICTS:
+            return _message(_CONFLICTS[error.message], 409, headers)
+        if error.message == errors.member_not_found().message:
+            return _message(f"No such member: {tail}", 404, headers)
+        return _message("Internal Server Error", 500, headers)
 
     def _get(self, tail: str, headers: dict) -> web.Response:
         if tail == "leader":
@@ -93,12 +112,11 @@ class MembersHandler:
         members = sorted(self.server.members.values(), key=lambda m: m.id)
         return self._json({"members": [self.member_json(m) for m in members]}, 200, headers)
 
-    def _member(self, id_text: str):
+    def _member_id(self, id_text: str) -> int | None:
         try:
-            member_id = int(id_text, 16)
+            return int(id_text, 16)
         except ValueError:
             return None
-        return self.server.members.get(member_id)
 
     async def _peer_urls(self, request: web.Request, headers: dict) -> list[str] | web.Response:
         content_type = request.headers.get("Content-Type", "")

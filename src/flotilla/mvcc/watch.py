@@ -259,6 +259,15 @@ class WatchHub:
         elif watcher._state == _UNSYNCED and resume_revision is not None:
             watcher.next_revision = min(watcher.next_revision, resume_revision)
 
+    def replace_history(self, history: HistorySource) -> None:
+        """The keyspace was replaced wholesale (a follower installed its leader's snapshot): every watcher
+        resumes after what it was given, from the new history, through ``sync`` (etcd moves them all to
+        unsynced)."""
+        for watcher in self.synced_watchers():
+            self.desync(watcher)
+        self._history = history
+        self.notified_revision = max(self.notified_revision, history.revision)
+
     def unsynced_count(self) -> int:
         return len(self._unsynced)
 

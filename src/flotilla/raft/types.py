@@ -143,6 +143,7 @@ class ConfChangeType(IntEnum):
     ADD_NODE = 0  # add a voter, or promote a learner to voter
     REMOVE_NODE = 1
     ADD_LEARNER = 2  # add a non-voting member, or demote a voter to one (one voter fewer: one change)
+    UPDATE_NODE = 3  # the member's attributes (its context) change; the membership does not
 
 
 class ConfChange(NamedTuple):
