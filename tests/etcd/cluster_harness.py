@@ -61,7 +61,8 @@ class LoopbackTransport:
         self.peers.pop(peer_id, None)
 
     def active_since(self, peer_id: int) -> float | None:
-        return self.started - 60 if peer_id in self.peers and self.net.linked(self.member_id, peer_id) else None
+        linked = peer_id in self.peers and self.net.linked(self.member_id, peer_id)
+        return self.started - 60 if linked else None
 
     def send(self, messages: list[Message]) -> None:
         loop = asyncio.get_running_loop()
@@ -93,7 +94,8 @@ class LoopbackTransport:
 
 def cluster_settings(base: Path, ids: list[int], member_id: int, **overrides) -> ServerSettings:
     members = [
-        Member(i, f"m{i}", (f"http://127.0.0.1:{20000 + i}",), (f"http://127.0.0.1:{30000 + i}",)) for i in ids
+        Member(i, f"m{i}", (f"http://127.0.0.1:{20000 + i}",), (f"http://127.0.0.1:{30000 + i}",))
+        for i in ids
     ]
     values = dict(
         name=f"m{member_id}",
@@ -150,7 +152,7 @@ class Cluster:
             await asyncio.sleep(0.01)
 
     async def close(self) -> None:
-        for member_id, server in self.net.servers.items():
+        for server in self.net.servers.values():
             if not server._stopped:
                 server.stop()
         for task in self.tasks.values():

@@ -9,9 +9,11 @@ import asyncio
 import pytest
 from cluster_harness import cluster_settings, running_cluster
 
-from flotilla.etcd import errors, server as server_module
+from flotilla.etcd import errors
+from flotilla.etcd import server as server_module
 from flotilla.etcd.api import etcdserver_pb2, rpc_pb2
 from flotilla.etcd.membership import check_add
+from flotilla.etcd.server import EtcdServer
 
 
 def _put(server, key: bytes, value: bytes):
@@ -164,5 +166,43 @@ def test_leadership_moves_on_request(tmp_path):
             with pytest.raises(errors.EtcdError, match="not leader"):
                 await leader.move_leader(target.member_id)
             await _put(target, b"k", b"v")
+
+    asyncio.run(main())
+
+
+def test_a_crash_while_installing_a_snapshot_recovers_from_the_received_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(server_module, "SNAPSHOT_CATCH_UP_ENTRIES", 5)
+
+    async def main() -> None:
+        async with running_cluster(tmp_path, snapshot_count=20) as cluster:
+            leader = await cluster.wait_leader()
+            lagging = _followers(cluster)[0]
+            cluster.net.isolate(lagging.member_id)
+            for i in range(60):
+                await _put(leader, f"k{i}".encode(), str(i).encode())
+            await cluster.wait_for(lambda: leader.snapshot_index > 20, "a snapshot on the leader")
+            with monkeypatch.context() as patch:
+                real_replace = server_module.os.replace
+
+                def crash(source, target):
+                    if str(target) == str(lagging.paths.backend):
+                        raise OSError("simulated crash before the received backend is in place")
+                    real_replace(source, target)
+
+                patch.setattr(server_module.os, "replace", crash)
+                cluster.net.heal()
+                with pytest.raises(BaseExceptionGroup) as crashed:
+                    await asyncio.wait_for(cluster.tasks[lagging.member_id], 10)
+                assert crashed.group_contains(OSError, match="simulated crash", depth=None)
+            cluster.net.isolate(lagging.member_id)  # no second snapshot: the received file must serve
+            reopened = EtcdServer(lagging.settings, cluster.net.transport(lagging.member_id))
+            assert reopened.consistent_index > 20
+            assert reopened.store.range(b"k59", b"").kvs[0].value == b"59"
+            reopened.storage.close()
+            reopened.backend.close()
+            cluster.net.heal()
+            restarted = cluster.start(lagging.settings)
+            await asyncio.wait_for(restarted.wait_started(), 10)
+            assert await _get(restarted, b"k59") == b"59"
 
     asyncio.run(main())

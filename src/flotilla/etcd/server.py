@@ -223,6 +223,16 @@ class EtcdServer:
                 log.info("starting member %x to join cluster %x", self.member_id, self.cluster_id)
             else:
                 log.info("starting member %x in cluster %x", self.member_id, self.cluster_id)
+        received = paths.snap / f"{self.snapshot_index:016x}.snap.db"
+        if self.consistent_index < self.snapshot_index and received.exists():
+            # A crash while installing a leader's snapshot: the WAL recorded it, the backend file that came
+            # with it was not yet in place (etcd's recoverSnapshotBackend).
+            log.info("installing the backend received with the snapshot at index %d", self.snapshot_index)
+            self.backend.close()
+            os.replace(received, paths.backend)
+            self.backend = open_backend(paths.backend)
+            self._load_backend_state()
+            self.hub = WatchHub(self.store)
         if self.snapshot_index > 1 and self.consistent_index < self.snapshot_index:
             # The backend must hold at least the state the snapshot stands for: the WAL before it is gone.
             raise BackendError(
