@@ -1,6 +1,7 @@
 """Raft consensus without I/O: feed it ticks and messages, get back Ready values to act on."""
 
 from .bugs import Bug
+from .codec import CodecError, decode_message, encode_message
 from .config import Config
 from .errors import (
     CompactedError,
@@ -34,6 +35,7 @@ from .types import (
 __all__ = [
     "NO_LEADER",
     "Bug",
+    "CodecError",
     "CompactedError",
     "ConfChange",
     "ConfChangeType",
@@ -61,4 +63,6 @@ __all__ = [
     "StorageError",
     "UnavailableError",
     "bootstrap_snapshot",
+    "decode_message",
+    "encode_message",
 ]
