@@ -28,9 +28,8 @@ def test_default_member_has_etcds_ids(tmp_path):
         (["--listen-client-urls", "https://127.0.0.1:1", "--advertise-client-urls", "https://127.0.0.1:1"],
          "client TLS"),
         (["--auto-tls"], "client TLS"),
-        (["--discovery", "https://discovery.etcd.io/abc"], "discovery"),
-        (["--proxy", "on"], "proxy mode"),
-        (["--initial-cluster-state", "existing"], "joining an existing cluster"),
+        (["--discovery-srv", "example.com"], "DNS SRV discovery"),
+        (["--peer-auto-tls"], "--peer-auto-tls"),
     ],
 )  # fmt: skip
 def test_unsupported_flags_stop_the_member_saying_why(tmp_path, flags, named):
@@ -40,7 +39,23 @@ def test_unsupported_flags_stop_the_member_saying_why(tmp_path, flags, named):
     assert "not supported yet" in str(stopped.value)
 
 
-def test_several_members_in_initial_cluster_are_refused(tmp_path):
+def test_founding_members_share_ids_and_listen_for_peers(tmp_path):
     flags = ["--initial-cluster", "default=http://localhost:2380,b=http://127.0.0.1:2390"]
-    with pytest.raises(SystemExit, match="single-member"):
+    settings = settings_from_config(_config(tmp_path, *flags))
+    other = settings_from_config(
+        _config(tmp_path, "--name", "b", "--initial-advertise-peer-urls", "http://127.0.0.1:2390", *flags)
+    )
+    assert settings.cluster_id == other.cluster_id
+    assert {m.id for m in settings.members} == {m.id for m in other.members}
+    assert settings.member_id != other.member_id
+    assert settings.listen_peer_urls == ("http://localhost:2380",)
+    assert not settings.join_existing
+
+
+def test_joining_without_a_reachable_member_says_where_it_looked(tmp_path):
+    flags = [
+        "--initial-cluster-state", "existing",
+        "--initial-cluster", "default=http://localhost:2380,b=http://127.0.0.1:9",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="cannot fetch cluster info from peer urls.*127.0.0.1:9"):
         settings_from_config(_config(tmp_path, *flags))

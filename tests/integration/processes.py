@@ -44,6 +44,8 @@ class MemberProcess:
     peer_port: int
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    name: str = "m1"
+    initial_cluster: str = ""  # empty: a cluster of this member alone
     proc: subprocess.Popen | None = None
     log: list[str] = field(default_factory=list)
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -56,17 +58,21 @@ class MemberProcess:
     def address(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
     def command(self) -> list[str]:
         client = self.endpoint
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        peer = self.peer_url
         args = [
-            "--name", "m1",
+            "--name", self.name,
             "--data-dir", str(self.data_dir),
             "--listen-client-urls", client,
             "--advertise-client-urls", client,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"m1={peer}",
+            "--initial-cluster", self.initial_cluster or f"{self.name}={peer}",
             *self.extra_args,
         ]  # fmt: skip
         if self.kind == "etcd":
@@ -74,12 +80,19 @@ class MemberProcess:
         return [sys.executable, "-m", "flotilla.cli.main", "etcd", *args]
 
     def start(self, timeout_s: float = 30.0) -> MemberProcess:
+        self.launch()
+        return self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process without waiting (members of a new cluster get ready together)."""
         self._ready.clear()
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
         )
         threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
+
+    def wait_ready(self, timeout_s: float = 30.0) -> MemberProcess:
         deadline = time.monotonic() + timeout_s
         while not self._ready.wait(0.05):
             if self.proc.poll() is not None:
@@ -119,6 +132,38 @@ def start_member(
     data_dir = base_dir / f"{kind}-{free_port()}"
     member = MemberProcess(kind, data_dir, free_port(), free_port(), list(extra_args), env or {})
     return member.start()
+
+
+def start_cluster(
+    kind: str, base_dir: Path, size: int = 3, *extra_args: str, env: dict[str, str] | None = None
+) -> list[MemberProcess]:
+    """A new cluster of ``size`` members on free loopback ports (``--initial-cluster`` lists them all)."""
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    initial = ",".join(f"m{i + 1}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+    token = f"{kind}-{ports[0][0]}"
+    members = [
+        MemberProcess(
+            kind,
+            base_dir / f"{kind}-m{i + 1}-{client}",
+            client,
+            peer,
+            ["--initial-cluster-token", token, *extra_args],
+            env or {},
+            name=f"m{i + 1}",
+            initial_cluster=initial,
+        )
+        for i, (client, peer) in enumerate(ports)
+    ]
+    try:
+        for member in members:
+            member.launch()
+        for member in members:
+            member.wait_ready()
+    except BaseException:
+        for member in members:
+            member.kill()
+        raise
+    return members
 
 
 def etcdctl(

@@ -295,19 +295,8 @@ def test_cluster_and_maintenance(pair):
     p.run("version")
 
 
-def test_membership_changes(pair, request):
-    kind, p = pair
-    if kind == "flotilla":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "server: flotilla etcd answers MemberAdd with Unimplemented ('this Flotilla member runs "
-                    "as a single-member cluster; membership changes arrive with the peer transport'); etcd "
-                    "adds the learner"
-                ),
-            )
-        )
+def test_membership_changes(pair):
+    _, p = pair
     p.capture("learner", p.run("member", "add", "l1", "--learner", "--peer-urls", "http://127.0.0.1:1"),
               r"Member +([0-9a-f]{1,16}) added")  # fmt: skip
     p.run("member", "list")

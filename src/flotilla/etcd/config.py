@@ -44,6 +44,7 @@ __all__ = [
     "HelpRequested",
     "env_var",
     "parse_args",
+    "parse_initial_cluster",
     "usage",
     "validate_url",
     "version_text",
@@ -226,7 +227,7 @@ class EtcdConfig:
         else parsed from ``--initial-cluster`` (``name=url,name=url``, a name may repeat for more URLs)."""
         if self.discovery:
             return {self.name: self.initial_advertise_peer_urls}
-        return _parse_initial_cluster(self.initial_cluster)
+        return parse_initial_cluster(self.initial_cluster)
 
     def bootstrap_token(self) -> str:
         """The token founding member IDs hash: the discovery URL with ``--discovery``, else
@@ -775,13 +776,13 @@ def _validate(c: EtcdConfig) -> None:
 
 def _checked_initial_cluster(text: str) -> dict[str, tuple[str, ...]]:
     try:
-        return _parse_initial_cluster(text)
+        return parse_initial_cluster(text)
     except ValueError as e:
         raise ConfigError(f"error setting up initial cluster: {e} (in --initial-cluster={_q(text)}; "
                           "use name=http://host:port,name=http://host:port)") from None
 
 
-def _parse_initial_cluster(text: str) -> dict[str, tuple[str, ...]]:
+def parse_initial_cluster(text: str) -> dict[str, tuple[str, ...]]:
     """etcd's types.NewURLsMap: comma-separated ``name=url``; a name may repeat; its URLs come sorted."""
     members: dict[str, list[str]] = {}
     for pair in text.split(","):

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import json
 import logging
 import os
 import signal
+import ssl
 import sys
+import urllib.request
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +27,9 @@ from urllib.parse import urlsplit
 import grpc
 
 from flotilla.backend.errors import BackendError
-from flotilla.etcd.config import EtcdConfig
+from flotilla.etcd.config import EtcdConfig, parse_initial_cluster
 from flotilla.etcd.http import make_http_app
-from flotilla.etcd.ids import cluster_id, member_id
+from flotilla.etcd.ids import cluster_id, member_id, parse_id
 from flotilla.etcd.listener import ClientListener
 from flotilla.etcd.metrics import Metrics
 from flotilla.etcd.server import EtcdServer, Member, ServerSettings
@@ -75,29 +79,36 @@ def settings_from_config(config: EtcdConfig) -> ServerSettings:
     _refuse_unsupported(config)
     token = config.bootstrap_token()
     cluster = config.initial_members() or {config.name: tuple(config.initial_advertise_peer_urls)}
+    if config.discovery and not config.is_member_initialized():
+        cluster = parse_initial_cluster(_discover(config))
     members = []
     for name, urls in cluster.items():
-        mid = member_id(list(urls), token)
-        client_urls = tuple(config.advertise_client_urls) if name == config.name else ()
-        members.append(Member(mid, name, tuple(urls), client_urls))
+        # Client URLs are not part of the founding record: each member publishes its own through raft.
+        members.append(Member(member_id(list(urls), token), name, tuple(urls)))
     own = [m for m in members if m.name == config.name]
     if not own:
         raise SystemExit(
             f"flotilla etcd: couldn't find local name {config.name!r} in the initial cluster configuration"
         )
-    if len(members) > 1:
-        raise SystemExit(
-            "flotilla etcd: this version serves single-member clusters only; "
-            f"--initial-cluster lists {len(members)} members (clustering comes with the peer transport)"
-        )
+    own_id, the_cluster_id = own[0].id, cluster_id([m.id for m in members])
+    join_existing = config.initial_cluster_state == "existing" and not config.is_member_initialized()
+    if join_existing:
+        own_id, the_cluster_id, members = _join_existing(config, own[0])
+    server_ssl, client_ssl = _peer_ssl(config)
     data_dir = Path(config.data_dir)
     return ServerSettings(
         name=config.name,
         data_dir=data_dir,
         wal_dir=Path(config.wal_dir) if config.wal_dir else None,
-        member_id=own[0].id,
-        cluster_id=cluster_id([m.id for m in members]),
+        member_id=own_id,
+        cluster_id=the_cluster_id,
         members=members,
+        advertise_client_urls=tuple(config.advertise_client_urls),
+        listen_peer_urls=tuple(config.listen_peer_urls),
+        join_existing=join_existing,
+        strict_reconfig_check=config.strict_reconfig_check,
+        peer_server_ssl=server_ssl,
+        peer_client_ssl=client_ssl,
         heartbeat_interval_ms=config.heartbeat_interval_ms,
         election_timeout_ms=config.election_timeout_ms,
         snapshot_count=config.snapshot_count,
@@ -109,6 +120,91 @@ def settings_from_config(config: EtcdConfig) -> ServerSettings:
         watch_progress_notify_interval_s=config.experimental_watch_progress_notify_interval_s,
         v2_history_size=max(1, config.v2_history_size),
     )
+
+
+class FallBackToProxy(Exception):
+    """Discovery found the cluster full and --discovery-fallback is proxy: run as a proxy instead."""
+
+
+def _discover(config: EtcdConfig) -> str:
+    """Register with the discovery service and wait until the cluster's size is reached: the initial
+    cluster (``name=url,...``). etcd's behaviour beyond the size: a proxy, or an exit."""
+    from flotilla.discovery import ClusterFullError, DiscoveryError, join_cluster
+
+    urls = list(config.initial_advertise_peer_urls)
+    own_id = member_id(urls, config.discovery)
+    try:
+        return asyncio.run(
+            join_cluster(config.discovery, own_id, config.name, urls, proxy=config.discovery_proxy)
+        )
+    except ClusterFullError as error:
+        if config.discovery_fallback == "proxy":
+            log.warning("discovery cluster full, falling back to proxy")
+            raise FallBackToProxy() from error
+        raise SystemExit(f"flotilla etcd: discovery failed: {error}") from None
+    except DiscoveryError as error:
+        raise SystemExit(f"flotilla etcd: discovery failed: {error}") from None
+
+
+def _join_existing(config: EtcdConfig, own: Member) -> tuple[int, int, list[Member]]:
+    """``--initial-cluster-state existing``: ask the running members (their peer URLs in
+    ``--initial-cluster``) for the cluster, find this member there by its peer URLs (``member add`` put
+    it there) and take its ID and the cluster's (etcd's GetClusterFromRemotePeers)."""
+    own_urls = set(own.peer_urls)
+    peer_urls = [u for urls in config.initial_members().values() for u in urls if u not in own_urls]
+    failures = []
+    for url in peer_urls:
+        try:
+            with urllib.request.urlopen(f"{url}/members", timeout=2) as response:
+                remote = json.loads(response.read())
+                cluster_hex = response.headers.get("X-Etcd-Cluster-ID", "")
+        except (OSError, ValueError) as error:
+            failures.append(f"{url}: {error}")
+            continue
+        members = []
+        found = None
+        for m in remote:
+            urls, client_urls = tuple(m["peerURLs"]), tuple(m.get("clientURLs") or ())
+            member = Member(parse_id(m["id"]), m.get("name", ""), urls, client_urls)
+            if set(member.peer_urls) == own_urls:
+                found = member  # its name and client URLs are published once it runs
+            members.append(member)
+        if found is None:
+            raise SystemExit(
+                f"flotilla etcd: error validating peerURLs: this member's peer URLs {sorted(own_urls)} are "
+                f"not in the cluster's member list from {url}; add it first "
+                f"(etcdctl member add {config.name} "
+                f"--peer-urls={','.join(sorted(own_urls))})"
+            )
+        return found.id, parse_id(cluster_hex), members
+    raise SystemExit(
+        "flotilla etcd: cannot fetch cluster info from peer urls: could not retrieve cluster information "
+        f"from the given URLs ({'; '.join(failures) or 'no other member in --initial-cluster'})"
+    )
+
+
+def _peer_ssl(config: EtcdConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """TLS contexts for https:// peer URLs from --peer-cert-file, --peer-key-file, --peer-trusted-ca-file
+    and --peer-client-cert-auth."""
+    urls = (*config.listen_peer_urls, *config.initial_advertise_peer_urls)
+    if not config.peer_cert_file:
+        if any(u.startswith("https") for u in urls):
+            raise SystemExit(
+                "flotilla etcd: https:// peer URLs need --peer-cert-file and --peer-key-file "
+                "(--peer-auto-tls is not supported yet)"
+            )
+        return None, None
+    ca = config.peer_trusted_ca_file or None
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
+    server.load_cert_chain(config.peer_cert_file, config.peer_key_file)
+    if config.peer_client_cert_auth:
+        server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    client.load_cert_chain(config.peer_cert_file, config.peer_key_file)
+    client.check_hostname = False  # members are dialled by IP; the CA (when given) still vouches
+    if ca is None:
+        client.verify_mode = ssl.CERT_NONE
+    return server, client
 
 
 def _refuse_unsupported(config: EtcdConfig) -> None:
@@ -124,12 +220,10 @@ def _refuse_unsupported(config: EtcdConfig) -> None:
         or config.client_cert_auth
     ):
         problems.append("client TLS (https:// client URLs, --cert-file, --auto-tls, --client-cert-auth)")
-    if config.discovery or config.discovery_srv:
-        problems.append("discovery bootstrap (--discovery, --discovery-srv)")
-    if config.proxy != "off":
-        problems.append(f"proxy mode (--proxy {config.proxy})")
-    if config.initial_cluster_state == "existing" and not config.is_member_initialized():
-        problems.append("joining an existing cluster (--initial-cluster-state existing)")
+    if config.peer_auto_tls:
+        problems.append("--peer-auto-tls (give --peer-cert-file and --peer-key-file)")
+    if config.discovery_srv and not config.discovery:
+        problems.append("DNS SRV discovery (--discovery-srv)")
     if problems:
         raise SystemExit(
             "flotilla etcd: not supported yet by this single-member store: "
@@ -240,7 +334,16 @@ class MemberProcess:
 def run_member(config: EtcdConfig) -> int:
     """Run a member until SIGTERM/SIGINT; the process exit code."""
     _setup_logging(getattr(config, "log_level", "info") or "info")
-    settings = settings_from_config(config)
+    if config.proxy != "off":
+        from flotilla.etcd.proxy import run_proxy
+
+        return run_proxy(config)
+    try:
+        settings = settings_from_config(config)
+    except FallBackToProxy:
+        from flotilla.etcd.proxy import run_proxy
+
+        return run_proxy(dataclasses.replace(config, proxy="on"))
     try:
         process = MemberProcess(
             settings,

@@ -77,6 +77,7 @@ __all__ = ["EtcdServer", "Member", "ServerSettings"]
 log = logging.getLogger("flotilla.etcd")
 
 _U64 = struct.Struct(">Q")
+_READ_CONTEXT = struct.Struct(">QQ")  # member ID, sequence number
 _META_APPLIED = b"consistent_index"
 _META_TERM = b"term"
 _META_COMPACT = b"finishedCompactRev"
@@ -374,6 +375,10 @@ class EtcdServer:
         peer_transport = not isinstance(self.transport, NoPeers)
         try:
             if peer_transport:
+                from flotilla.etcd.http import make_peer_http_server
+
+                # etcd's peer HTTP endpoints share the peer port (an aiohttp server needs the running loop).
+                self.transport.http_server = make_peer_http_server(self)
                 await self.transport.start(list(self.settings.listen_peer_urls))
                 self._sync_peers()
             async with asyncio.TaskGroup() as tasks:
@@ -720,7 +725,9 @@ class EtcdServer:
             return
         waiters, self._read_waiters = self._read_waiters, []
         self._read_seq += 1
-        context = _U64.pack(self._read_seq)
+        # The context must be unique across the cluster (the leader matches answers by it): the sequence
+        # number after this member's ID.
+        context = _READ_CONTEXT.pack(self.member_id, self._read_seq)
         self._read_inflight[context] = waiters
         self.raft.request_read_index(context)
 
@@ -797,7 +804,7 @@ class EtcdServer:
         # A ReadIndex request is dropped while there is no leader; ask again for whoever still waits.
         if self.raft.leader_id == NO_LEADER:
             return
-        stale = [ctx for ctx in self._read_inflight if _U64.unpack(ctx)[0] < self._read_seq - 4]
+        stale = [ctx for ctx in self._read_inflight if _READ_CONTEXT.unpack(ctx)[1] < self._read_seq - 4]
         for ctx in stale:
             self._read_waiters.extend(f for f in self._read_inflight.pop(ctx) if not f.done())
         if self._read_waiters:
@@ -1003,7 +1010,6 @@ class EtcdServer:
 
     # --- the peer transport's callbacks ---------------------------------------------------------------
     def _make_transport(self) -> Transport:
-        from flotilla.etcd.http import make_peer_http_server
         from flotilla.etcd.peer import PeerTransport
 
         return PeerTransport(
@@ -1018,7 +1024,6 @@ class EtcdServer:
             on_removed=self._on_removed,
             server_ssl=self.settings.peer_server_ssl,
             client_ssl=self.settings.peer_client_ssl,
-            http_server=make_peer_http_server(self),
         )
 
     def raft_step(self, message) -> None:
