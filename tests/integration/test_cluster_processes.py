@@ -93,10 +93,13 @@ def test_move_leader_hands_leadership_to_the_named_member(cluster):
 
 
 def test_python_etcd3_cluster_calls(cluster):
+    leader = _leader_id(cluster)
+    ids = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in _status(cluster)}
+    follower = next(p for p in cluster if ids[p.address] != leader)
     script = textwrap.dedent(
         f"""
         import etcd3
-        client = etcd3.client(host="127.0.0.1", port={cluster[2].client_port})
+        client = etcd3.client(host="127.0.0.1", port={follower.client_port})
         names = sorted(m.name for m in client.members)
         status = client.status()
         client.put("from-etcd3", "yes")
