@@ -154,6 +154,53 @@ def test_a_member_added_joins_and_a_member_removed_leaves(cluster, tmp_path):
         joiner.kill()
 
 
+def test_a_learner_catches_up_and_is_promoted(cluster, tmp_path):
+    peer_port, client_port = free_port(), free_port()
+    peer = f"http://127.0.0.1:{peer_port}"
+    out = _ok(etcdctl(_endpoints(cluster), "member", "add", "l1", "--learner", f"--peer-urls={peer}"))
+    assert "added to cluster" in out
+    initial = next(line for line in out.splitlines() if line.startswith("ETCD_INITIAL_CLUSTER="))
+    learner = MemberProcess(
+        "flotilla",
+        tmp_path / "l1",
+        client_port,
+        peer_port,
+        ["--initial-cluster-state", "existing"],
+        name="l1",
+        initial_cluster=initial.split("=", 1)[1].strip('"'),
+    )
+    try:
+        learner.start()
+        listed = json.loads(_ok(etcdctl(cluster[0].address, "member", "list", "-w", "json")))["members"]
+        entry = next(m for m in listed if m["name"] == "l1")
+        assert entry.get("isLearner") is True
+        member_hex = format(entry["ID"], "x")
+        # A learner does not serve linearizable reads in etcd 3.4; its status says what it is.
+        status = json.loads(_ok(etcdctl(learner.address, "endpoint", "status", "-w", "json")))[0]["Status"]
+        assert status["isLearner"] is True
+        deadline = time.monotonic() + 15
+        while True:
+            result = etcdctl(_endpoints(cluster), "member", "promote", member_hex)
+            if result.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert f"Member {member_hex} promoted in cluster" in _ok(result)
+        listed = json.loads(_ok(etcdctl(cluster[0].address, "member", "list", "-w", "json")))["members"]
+        assert not next(m for m in listed if m["name"] == "l1").get("isLearner")
+        _ok(etcdctl(_endpoints(cluster), "put", "after-promotion", "yes"))
+        assert _ok(etcdctl(learner.address, "get", "after-promotion", "--print-value-only")) == "yes\n"
+        deadline = time.monotonic() + 15
+        while (
+            "not enough started members"
+            in (result := etcdctl(cluster[0].address, "member", "remove", member_hex)).stderr
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        _ok(result)
+    finally:
+        learner.kill()
+
+
 def test_after_kill_9_of_the_leader_a_new_leader_serves_writes(cluster):
     leader = _leader_id(cluster)
     statuses = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in _status(cluster)}
