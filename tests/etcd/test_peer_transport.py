@@ -491,3 +491,42 @@ def test_the_peer_port_answers_http_members(tmp_path: Path) -> None:
             await stop(a, b)
 
     asyncio.run(main())
+
+
+def test_garbage_after_the_magic_is_hung_up_on(tmp_path: Path) -> None:
+    async def main() -> None:
+        b = Node(tmp_path, 2)
+        url_b = await b.start()
+        host, port = url_b.removeprefix("http://").split(":")
+        try:
+            for garbage in (b"FLTP" + b"\xff" * 40, b"FLTP\x01"):  # bad version; a handshake cut short
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(garbage)
+                if len(garbage) < 30:
+                    writer.write_eof()
+                assert await asyncio.wait_for(reader.read(), WAIT_S) == b""
+                writer.close()
+            assert b.received == []
+        finally:
+            await stop(b)
+
+    asyncio.run(main())
+
+
+def test_a_message_raft_rejects_does_not_cut_the_stream(tmp_path: Path) -> None:
+    async def main() -> None:
+        a, b = await pair(tmp_path)
+
+        def picky(message: Message) -> None:
+            if message.index == 1:
+                raise RuntimeError("raft could not take it")
+
+        b.on_received = picky
+        try:
+            a.transport.send([app(0), app(1), app(2)])
+            await wait_until(lambda: [m.index for m in b.received] == [0, 2], "the messages around it")
+            assert a.transport.active_since(2) is not None
+        finally:
+            await stop(a, b)
+
+    asyncio.run(main())

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from flotilla.raft import CodecError, Message, MessageType, decode_message
+from flotilla.raft.types import LOCAL_MESSAGE_TYPES
 
 from .wire import (
     FRAME,
@@ -67,7 +68,9 @@ class Sniffer(asyncio.Protocol):
             return
         self._done()
         transport, buffered = self.transport, self.buffer
-        if buffered.startswith(MAGIC):
+        if self.owner.closing:
+            transport.close()
+        elif buffered.startswith(MAGIC):
             loop = asyncio.get_running_loop()
             reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
             protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
@@ -137,16 +140,28 @@ async def _read_messages(
                 log.warning("rejected the stream from peer %x: it has been removed from the cluster", sender)
                 return
             for frame in frames:
-                _deliver(owner, sender, decode_message(frame))
+                try:
+                    message = decode_message(frame)
+                except CodecError as error:
+                    raise ProtocolError(f"a garbled message from peer {sender:x}: {error}") from None
+                _deliver(owner, sender, message)
     finally:
         owner.inbound_closed(sender, writer)
 
 
+_NEVER_ON_A_STREAM = LOCAL_MESSAGE_TYPES | {MessageType.SNAP}
+
+
 def _deliver(owner: PeerTransport, sender: int, message: Message) -> None:
-    if message.to != owner.member_id or message.type < MessageType.APP:
+    # A SNAP is only valid on a snapshot stream, which stores its file first; local types never travel.
+    # PROP and READ_INDEX do travel: a follower forwards them to its leader.
+    if message.to != owner.member_id or message.type in _NEVER_ON_A_STREAM:
         log.debug("dropping a %s from peer %x addressed to %x", message.type.name, sender, message.to)
         return
-    owner.on_message(message)
+    try:
+        owner.on_message(message)
+    except Exception:  # one message raft cannot take must not cut the stream for the ones behind it
+        log.exception("handling a %s from peer %x failed", message.type.name, sender)
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:

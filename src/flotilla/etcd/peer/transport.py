@@ -77,6 +77,11 @@ class PeerTransport:
         self._closing = False
         self._told_removed = False
 
+    @property
+    def closing(self) -> bool:
+        """True once ``stop`` has begun: nothing new starts."""
+        return self._closing
+
     # --- lifecycle ------------------------------------------------------------------------------------
     async def start(self, listen_urls: list[str]) -> None:
         """Listen on every URL (``https`` needs ``server_ssl``), then dial the peers known so far."""
