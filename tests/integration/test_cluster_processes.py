@@ -146,7 +146,7 @@ def test_a_member_added_joins_and_a_member_removed_leaves(cluster, tmp_path):
         ):
             assert time.monotonic() < deadline
             time.sleep(0.5)
-        assert f"Member {member_hex} removed from cluster" in _ok(result)
+        assert f"Member {int(member_hex, 16):16x} removed from cluster" in _ok(result)
         joiner.proc.wait(30)  # a removed member stops
         listed = json.loads(_ok(etcdctl(cluster[0].address, "member", "list", "-w", "json")))["members"]
         assert "m4" not in {m["name"] for m in listed}
@@ -184,7 +184,7 @@ def test_a_learner_catches_up_and_is_promoted(cluster, tmp_path):
             if result.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert f"Member {member_hex} promoted in cluster" in _ok(result)
+        assert f"Member {int(member_hex, 16):16x} promoted in cluster" in _ok(result)
         listed = json.loads(_ok(etcdctl(cluster[0].address, "member", "list", "-w", "json")))["members"]
         assert not next(m for m in listed if m["name"] == "l1").get("isLearner")
         _ok(etcdctl(_endpoints(cluster), "put", "after-promotion", "yes"))
