@@ -192,10 +192,16 @@ class RaftNode:
             self.transport.send(rd.messages)
         committed = rd.committed_entries
         if rd.must_sync():
-            if len(rd.entries) <= INLINE_WRITE_MAX_ENTRIES and self._disk_write_s < INLINE_WRITE_MAX_S:
-                # A small batch and a fast disk: waiting on the loop costs less than handing the write
-                # to a thread and back. Big batches (many clients) go to the thread, so the loop keeps
-                # reading requests for the next batch while the disk works.
+            if (
+                not rd.messages
+                and len(rd.entries) <= INLINE_WRITE_MAX_ENTRIES
+                and self._disk_write_s < INLINE_WRITE_MAX_S
+            ):
+                # A small batch, a fast disk, and no appends to followers in flight: waiting on the loop
+                # costs less than handing the write to a thread and back. Big batches (many clients) go to
+                # the thread, so the loop keeps reading requests for the next batch while the disk works;
+                # so does a leader's write, so its appends reach the followers while its own disk works
+                # (the transport sends from the loop).
                 seconds = self._timed_write(rd)
             else:
                 write = asyncio.ensure_future(asyncio.to_thread(self._timed_write, rd))
