@@ -46,6 +46,7 @@ class MemberProcess:
     env: dict[str, str] = field(default_factory=dict)
     name: str = "m1"
     initial_cluster: str = ""  # empty: a cluster of this member alone
+    peer_scheme: str = "http"
     proc: subprocess.Popen | None = None
     log: list[str] = field(default_factory=list)
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -60,7 +61,7 @@ class MemberProcess:
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.peer_scheme}://127.0.0.1:{self.peer_port}"
 
     def command(self) -> list[str]:
         client = self.endpoint
@@ -135,11 +136,16 @@ def start_member(
 
 
 def start_cluster(
-    kind: str, base_dir: Path, size: int = 3, *extra_args: str, env: dict[str, str] | None = None
+    kind: str,
+    base_dir: Path,
+    size: int = 3,
+    *extra_args: str,
+    env: dict[str, str] | None = None,
+    peer_scheme: str = "http",
 ) -> list[MemberProcess]:
     """A new cluster of ``size`` members on free loopback ports (``--initial-cluster`` lists them all)."""
     ports = [(free_port(), free_port()) for _ in range(size)]
-    initial = ",".join(f"m{i + 1}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+    initial = ",".join(f"m{i + 1}={peer_scheme}://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
     token = f"{kind}-{ports[0][0]}"
     members = [
         MemberProcess(
@@ -151,6 +157,7 @@ def start_cluster(
             env or {},
             name=f"m{i + 1}",
             initial_cluster=initial,
+            peer_scheme=peer_scheme,
         )
         for i, (client, peer) in enumerate(ports)
     ]
