@@ -12,7 +12,7 @@ __all__ = ["flotilla", "main"]
 
 # Each module here defines a click command or group named `command`; adding a subcommand to
 # `flotilla` means adding its module to this tuple, nothing else.
-_SUBCOMMAND_MODULES = ("flotilla.cli.sim", "flotilla.cli.etcd")
+_SUBCOMMAND_MODULES = ("flotilla.cli.sim", "flotilla.cli.etcd", "flotilla.cli.discovery")
 
 
 @click.group(name="flotilla")
