@@ -201,6 +201,46 @@ def test_a_learner_catches_up_and_is_promoted(cluster, tmp_path):
         learner.kill()
 
 
+def test_removing_the_leader_keeps_committed_writes_and_stops_it(cluster, tmp_path):
+    # A fourth member first, so three voters remain after the leader goes.
+    peer_port, client_port = free_port(), free_port()
+    peer = f"http://127.0.0.1:{peer_port}"
+    out = _ok(etcdctl(_endpoints(cluster), "member", "add", "m5", f"--peer-urls={peer}"))
+    initial = next(line for line in out.splitlines() if line.startswith("ETCD_INITIAL_CLUSTER="))
+    extra = MemberProcess(
+        "flotilla",
+        tmp_path / "m5",
+        client_port,
+        peer_port,
+        ["--initial-cluster-state", "existing"],
+        name="m5",
+        initial_cluster=initial.split("=", 1)[1].strip('"'),
+    )
+    extra.start()
+    cluster.append(extra)  # the module fixture kills it at the end
+    for i in range(20):
+        _ok(etcdctl(_endpoints(cluster), "put", f"before-removal-{i}", str(i)))
+    leader = _leader_id(cluster)
+    ids = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in _status(cluster)}
+    old_leader = next(p for p in cluster if ids[p.address] == leader)
+    deadline = time.monotonic() + 15
+    while True:
+        result = etcdctl(_endpoints(cluster), "member", "remove", format(leader, "x"))
+        if "not enough started members" not in result.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    _ok(result)
+    assert old_leader.proc.wait(30) is not None  # the removed member stops
+    survivors = [p for p in cluster if p is not old_leader]
+    cluster.remove(old_leader)
+    new_leader = _leader_id(survivors)
+    assert new_leader != leader
+    _ok(etcdctl(_endpoints(survivors), "put", "after-removal", "yes"))
+    for process in survivors:
+        assert _ok(etcdctl(process.address, "get", "before-removal-19", "--print-value-only")) == "19\n"
+        assert _ok(etcdctl(process.address, "get", "after-removal", "--print-value-only")) == "yes\n"
+
+
 def test_after_kill_9_of_the_leader_a_new_leader_serves_writes(cluster):
     leader = _leader_id(cluster)
     statuses = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in _status(cluster)}
