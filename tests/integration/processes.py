@@ -47,6 +47,7 @@ class MemberProcess:
     name: str = "m1"
     initial_cluster: str = ""  # empty: a cluster of this member alone
     peer_scheme: str = "http"
+    discovery: str = ""  # a discovery token URL instead of --initial-cluster
     proc: subprocess.Popen | None = None
     log: list[str] = field(default_factory=list)
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -73,7 +74,8 @@ class MemberProcess:
             "--advertise-client-urls", client,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", self.initial_cluster or f"{self.name}={peer}",
+            *(["--discovery", self.discovery] if self.discovery else
+              ["--initial-cluster", self.initial_cluster or f"{self.name}={peer}"]),
             *self.extra_args,
         ]  # fmt: skip
         if self.kind == "etcd":

@@ -141,9 +141,19 @@ def _discover(config: EtcdConfig) -> str:
         if config.discovery_fallback == "proxy":
             log.warning("discovery cluster full, falling back to proxy")
             raise FallBackToProxy() from error
-        raise SystemExit(f"flotilla etcd: discovery failed: {error}") from None
+        raise SystemExit(_discovery_failure(config, error)) from None
     except DiscoveryError as error:
-        raise SystemExit(f"flotilla etcd: discovery failed: {error}") from None
+        raise SystemExit(_discovery_failure(config, error)) from None
+
+
+def _discovery_failure(config: EtcdConfig, error: Exception) -> str:
+    """etcd's words when discovery fails (its DiscoveryError, then its advice)."""
+    detail = f" ({error.detail})" if getattr(error, "detail", "") else ""
+    return (
+        f"flotilla etcd: failed to join discovery cluster ({error}){detail}\n"
+        f"discovery token {config.discovery} was used, but failed to bootstrap the cluster.\n"
+        "please generate a new discovery token and try to bootstrap again."
+    )
 
 
 def _join_existing(config: EtcdConfig, own: Member) -> tuple[int, int, list[Member]]:
