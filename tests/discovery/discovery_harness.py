@@ -81,7 +81,8 @@ class DiscoveryService:
 
     def start(self, timeout_s: float = 60) -> DiscoveryService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir.parent / f"{self.data_dir.name}.service.log", "ab")  # noqa: SIM115
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.service.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log, text=True)
         log.close()
         lines: list[str] = []
@@ -90,7 +91,8 @@ class DiscoveryService:
         reader.join(timeout_s)
         if not lines or not lines[0].startswith("discovery service listening on "):
             self.stop()
-            raise RuntimeError(f"flotilla discovery did not start: {lines!r}")
+            log_text = self.log_path.read_text(errors="replace") if self.log_path.exists() else "(no log)"
+            raise RuntimeError(f"flotilla discovery did not start: {lines!r}\n{log_text[-3000:]}")
         self.url = lines[0].split()[-1]
         return self
 
