@@ -169,3 +169,32 @@ def test_the_proxy_keeps_the_stores_answers_and_guards_the_registry(service):
     assert http("DELETE", f"{url}/abc")[0] == 200
     status, _, body = http("GET", f"{service.url}/health")
     assert (status, body) == (200, b"OK")
+
+
+def test_public_url_is_the_base_of_token_urls(service):
+    from aiohttp import web
+
+    from flotilla.discovery import ServiceSettings, create_app
+
+    async def scenario():
+        app = create_app(ServiceSettings(service.store_endpoint(), public_url="https://discovery.example/"))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            return await create_token(f"http://127.0.0.1:{runner.addresses[0][1]}", 2)
+        finally:
+            await runner.cleanup()
+
+    assert re.fullmatch(r"https://discovery\.example/[0-9a-f]{32}", asyncio.run(scenario()))
+
+
+def test_the_command_refuses_a_bad_listen_address_as_a_usage_error():
+    from click.testing import CliRunner
+
+    from flotilla.cli.main import flotilla
+
+    result = CliRunner().invoke(flotilla, ["discovery", "--listen-addr", "nowhere"])
+    assert result.exit_code == 2
+    assert "invalid listen address 'nowhere'" in result.output

@@ -312,6 +312,10 @@ async def join_cluster(
     token's size is reached; return the initial cluster ``name1=url1,name2=url2,...`` of the first N
     registrations (by createdIndex), the same string for every member.
 
+    A member that finds its ID registered with the same value (it registered, then restarted before its
+    WAL existed) goes on waiting where etcd 3.4 stops with "found duplicate id"; a registration lost to a
+    dropped answer is retried safely the same way.
+
     Raises ClusterFullError when N other members registered first (checked before registering, so a full
     cluster is not written to), DuplicateIdError when the ID is registered with other peer URLs, and the
     other :class:`DiscoveryError` subclasses. ``timeout_s`` bounds the whole call (None: wait for the
