@@ -18,6 +18,7 @@ CORE_PACKAGES = (
     "flotilla.raft",
     "flotilla.mvcc",
     "flotilla.v2store",
+    "flotilla.linearizability",
     "flotilla.units",
     "flotilla.fleet.planner",
 )
