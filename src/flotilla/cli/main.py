@@ -12,7 +12,12 @@ __all__ = ["flotilla", "main"]
 
 # Each module here defines a click command or group named `command`; adding a subcommand to
 # `flotilla` means adding its module to this tuple, nothing else.
-_SUBCOMMAND_MODULES = ("flotilla.cli.sim", "flotilla.cli.etcd", "flotilla.cli.discovery")
+_SUBCOMMAND_MODULES = (
+    "flotilla.cli.sim",
+    "flotilla.cli.etcd",
+    "flotilla.cli.discovery",
+    "flotilla.cli.faults",
+)
 
 
 @click.group(name="flotilla")
