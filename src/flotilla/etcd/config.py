@@ -846,8 +846,8 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> EtcdConfig:
     config = EtcdConfig(**values)  # type: ignore[arg-type]
     _validate(config)
     config = _defaults_for_name(config)
-    if not config.is_member_initialized():
-        config.verify_bootstrap()
+    if not config.is_member_initialized() and config.proxy == "off":
+        config.verify_bootstrap()  # a proxy is no member: it only reads the cluster's peer URLs
     return config
 
 
