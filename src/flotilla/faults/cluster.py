@@ -47,7 +47,20 @@ def free_port() -> int:
 
 
 def _run(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=30)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise ClusterError(f"{' '.join(args)} failed: {result.stderr.strip()}")
+
+
+_clusters_made = 0
+
+
+def _next_run_id() -> int:
+    """A subnet number for a cluster in namespaces: distinct for every cluster this process makes (the kernel
+    removes a deleted namespace's links lazily, so names are never reused right away)."""
+    global _clusters_made
+    _clusters_made += 1
+    return (os.getpid() * 7 + _clusters_made * 31) % 200 + 20
 
 
 @dataclass
@@ -92,10 +105,11 @@ class ProcessCluster:
         self.impl = impl
         self.netns = netns
         self.timers = (f"--heartbeat-interval={heartbeat_ms}", f"--election-timeout={election_ms}")
-        self.run_id = os.getpid() % 200 + 20 if netns else 0
+        self.run_id = _next_run_id() if netns else 0
         self.bridge = f"flt{self.run_id}br"
         self.members: list[Member] = []
         self._namespaces: list[str] = []
+        self._links: list[str] = []
         self._next_index = 1
         self._token = f"faults-{os.getpid()}-{int(time.time())}"
         self._bridge_made = False
@@ -129,6 +143,7 @@ class ProcessCluster:
         _run("ip", "netns", "add", ns)
         self._namespaces.append(ns)
         _run("ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end)
+        self._links.append(host_end)
         _run("ip", "link", "set", ns_end, "netns", ns)
         _run("ip", "link", "set", host_end, "master", self.bridge)
         _run("ip", "link", "set", host_end, "up")
@@ -287,6 +302,9 @@ class ProcessCluster:
                 if member.paused:
                     self.resume(member)
                 self.kill(member)
+        for link in self._links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=30)
+        self._links.clear()
         for ns in self._namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
         self._namespaces.clear()

@@ -70,7 +70,12 @@ def run_once(settings: RunSettings) -> RunResult:
     with tempfile.TemporaryDirectory(prefix="flotilla-faults-", dir=settings.base_dir) as tmp:
         cluster = ProcessCluster(Path(tmp), settings.members, impl=settings.impl, netns=settings.netns)
         with cluster:
-            cluster.start()
+            try:
+                cluster.start()
+            except ClusterError as error:
+                detail = f"the cluster did not start: {error}"
+                elapsed = time.monotonic() - started
+                return RunResult(settings.seed, False, 0, 0, [], None, None, detail, elapsed)
             workload = Workload(
                 lambda: [m.address for m in cluster.members if m.running and not m.paused],
                 clients=settings.clients, keys=settings.keys, seed=settings.seed,
