@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,18 +13,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from flotilla.ports import free_port  # noqa: F401 - the discovery tests import it from here
+
 REAL_ETCD = "/usr/bin/etcd"
 REAL_ETCDCTL = "/usr/bin/etcdctl"
-_RESERVED_PORTS = {2379, 2380, 4001, 7001}
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _RESERVED_PORTS:
-            return port
 
 
 def real_etcd_available() -> bool:

@@ -134,18 +134,25 @@ def test_membership_checks_answer_as_etcd(tmp_path):
     asyncio.run(main())
 
 
+async def _leave_a_follower_behind_a_snapshot(cluster, writes: int):
+    """Cut a follower off, write ``writes`` keys (k0.. with values 0..) and a v2 key, and wait until the
+    leader has snapshotted past what the follower has: it can only catch up from the snapshot."""
+    leader = await cluster.wait_leader()
+    lagging = _followers(cluster)[0]
+    cluster.net.isolate(lagging.member_id)
+    for i in range(writes):
+        await _put(leader, f"k{i}".encode(), str(i).encode())
+    await leader.v2_propose(etcdserver_pb2.Request(Method="PUT", Path="/v2key", Val="z"))
+    await cluster.wait_for(lambda: leader.snapshot_index > 20, "a snapshot on the leader")
+    return leader, lagging
+
+
 def test_a_lagging_follower_catches_up_from_a_snapshot(tmp_path, monkeypatch):
     monkeypatch.setattr(server_module, "SNAPSHOT_CATCH_UP_ENTRIES", 5)
 
     async def main() -> None:
         async with running_cluster(tmp_path, snapshot_count=20) as cluster:
-            leader = await cluster.wait_leader()
-            lagging = _followers(cluster)[0]
-            cluster.net.isolate(lagging.member_id)
-            for i in range(80):
-                await _put(leader, f"k{i}".encode(), str(i).encode())
-            await leader.v2_propose(etcdserver_pb2.Request(Method="PUT", Path="/v2key", Val="z"))
-            await cluster.wait_for(lambda: leader.snapshot_index > 20, "a snapshot on the leader")
+            leader, lagging = await _leave_a_follower_behind_a_snapshot(cluster, 80)
             cluster.net.heal()
             await cluster.wait_for(lambda: lagging.v2_applied_index == leader.v2_applied_index, "catch-up")
             assert cluster.net.snapshots_sent >= 1
@@ -175,12 +182,7 @@ def test_a_crash_while_installing_a_snapshot_recovers_from_the_received_file(tmp
 
     async def main() -> None:
         async with running_cluster(tmp_path, snapshot_count=20) as cluster:
-            leader = await cluster.wait_leader()
-            lagging = _followers(cluster)[0]
-            cluster.net.isolate(lagging.member_id)
-            for i in range(60):
-                await _put(leader, f"k{i}".encode(), str(i).encode())
-            await cluster.wait_for(lambda: leader.snapshot_index > 20, "a snapshot on the leader")
+            leader, lagging = await _leave_a_follower_behind_a_snapshot(cluster, 60)
             with monkeypatch.context() as patch:
                 real_replace = server_module.os.replace
 

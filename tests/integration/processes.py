@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,19 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flotilla.ports import RESERVED_PORTS, free_port  # noqa: F401 - tests import both from here
+
 READY_LINE = "ready to serve client requests"
 REAL_ETCD = "/usr/bin/etcd"
 REAL_ETCDCTL = "/usr/bin/etcdctl"
-RESERVED_PORTS = {2379, 2380, 4001, 7001}
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
 
 
 def real_etcd_available() -> bool:

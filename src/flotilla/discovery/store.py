@@ -20,11 +20,12 @@ from pathlib import Path
 
 import aiohttp
 
+from flotilla.ports import free_port
+
 __all__ = ["StoreProcess", "StoreStartError"]
 
 log = logging.getLogger("flotilla.discovery")
 
-_RESERVED_PORTS = frozenset({2379, 2380, 4001, 7001})  # etcd's well-known ports: never taken by accident
 _READY_POLL_S = 0.1
 _STOP_GRACE_S = 10.0
 
@@ -50,15 +51,6 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _RESERVED_PORTS:
-            return port
-
-
 class StoreProcess:
     """``flotilla etcd --enable-v2=true`` in ``data_dir``; ``endpoint`` is its client URL once started.
     Use as ``async with``: entering waits until it answers ``/health``, leaving stops it (SIGTERM, then
@@ -78,9 +70,9 @@ class StoreProcess:
             client, peer = int(saved["client"]), int(saved["peer"])
             if _port_is_free(client) and _port_is_free(peer):
                 return client, peer
-        client, peer = _free_port(), _free_port()
+        client, peer = free_port(), free_port()
         while peer == client:
-            peer = _free_port()
+            peer = free_port()
         record.write_text(json.dumps({"client": client, "peer": peer}))
         return client, peer
 

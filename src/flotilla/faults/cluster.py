@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,27 +22,18 @@ from pathlib import Path
 import grpc
 
 from flotilla.etcd.api import rpc_pb2, rpc_pb2_grpc
+from flotilla.ports import free_port
 
 __all__ = ["ClusterError", "Member", "ProcessCluster"]
 
 READY_LINE = "ready to serve client requests"
 REAL_ETCD = "/usr/bin/etcd"
-_RESERVED_PORTS = {2379, 2380, 4001, 7001}
 _NETNS_CLIENT_PORT = 12379
 _NETNS_PEER_PORT = 12380
 
 
 class ClusterError(Exception):
     """The cluster could not be set up or did not answer in time."""
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _RESERVED_PORTS:
-            return port
 
 
 def _run(*args: str) -> None:
