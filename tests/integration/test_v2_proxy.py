@@ -335,12 +335,15 @@ class FakeMember:
         self.peer_url = f"http://127.0.0.1:{self.peer_port}"
         self.client_url = f"http://127.0.0.1:{self.client_port}"
         self.hang_cancelled = threading.Event()
+        self.client_urls = [self.client_url]  # what /members lists; None: /members fails
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     async def _members(self, request):
-        member = {"id": 1, "name": "fake", "peerURLs": [self.peer_url], "clientURLs": [self.client_url]}
+        if self.client_urls is None:
+            return web.Response(status=500, text="no leader")
+        member = {"id": 1, "name": "fake", "peerURLs": [self.peer_url], "clientURLs": self.client_urls}
         return web.json_response([member], headers={"X-Etcd-Cluster-ID": "1"})
 
     async def _echo(self, request):
@@ -441,6 +444,40 @@ def test_what_the_proxy_sends_and_how_it_streams(tmp_path):
                 502,
                 b'{"message":"httpproxy: unable to get response from 1 endpoint(s)"}',
             )
+
+
+def _wait_endpoints(proxy: Proxy, expected: list[str]) -> None:
+    deadline = time.monotonic() + 5
+    while json.loads(_http("GET", f"{proxy.url}/v2/config/local/proxy")[2])["endpoints"] != expected:
+        assert time.monotonic() < deadline, f"endpoints never became {expected}"
+        time.sleep(0.05)
+
+
+def test_the_member_list_is_refreshed(tmp_path):
+    with FakeMember() as member:
+        flags = (
+            "--proxy",
+            "on",
+            "--initial-cluster",
+            f"fake={member.peer_url}",
+            "--proxy-refresh-interval",
+            "100",
+        )
+        with Proxy(tmp_path / "p", *flags) as proxy:
+            assert _http("GET", f"{proxy.url}/echo")[0] == 200
+            elsewhere = f"http://127.0.0.1:{free_port()}"
+            member.client_urls = [elsewhere]
+            _wait_endpoints(proxy, [elsewhere])
+            member.client_urls = [member.client_url]
+            _wait_endpoints(proxy, [member.client_url])
+            # The members cannot be asked: as etcd, the proxy forgets them (503) until they answer again.
+            member.client_urls = None
+            _wait_endpoints(proxy, [])
+            status, _, body = _http("GET", f"{proxy.url}/echo")
+            assert (status, body) == (503, b'{"message":"httpproxy: zero endpoints currently available"}')
+            member.client_urls = [member.client_url]
+            _wait_endpoints(proxy, [member.client_url])
+            assert _http("GET", f"{proxy.url}/echo")[0] == 200
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ through as it happens). As etcd's ``httpproxy``:
   none available: 503 ``httpproxy: zero endpoints currently available``; all tried and failed: 502;
 - ``readonly`` answers anything but GET with an empty 501 (``/metrics`` excepted);
 - the proxy itself answers ``/metrics`` (its ``etcd_proxy_*`` counters), ``/v2/config/local/proxy`` (the
-  endpoints in use), CORS preflights, and Go's ServeMux redirect for unclean paths.
+  endpoints in use), CORS preflights, and Go's ServeMux redirect for unclean paths;
+- ``--proxy-dial-timeout`` bounds connecting to a member, ``--proxy-read-timeout`` each wait for its data
+  (0: none, for watches). ``--proxy-write-timeout`` is accepted but not applied: aiohttp has no per-write
+  deadline, and a request is small and sent at once.
 """
 
 from __future__ import annotations
@@ -131,9 +134,10 @@ class _Cluster:
     """The peer URLs the proxy asks for the member list, kept in ``<data-dir>/proxy/cluster`` (etcd's
     ``{"PeerURLs": [...]}``) so a restart needs no bootstrap flags."""
 
-    def __init__(self, directory: Path, peer_urls: list[str]) -> None:
+    def __init__(self, directory: Path, peer_urls: list[str], dial_timeout_s: float | None = None) -> None:
         self.file = directory / "cluster"
         self.peer_urls = peer_urls
+        self.dial_timeout_s = dial_timeout_s
 
     async def client_urls(self, session: aiohttp.ClientSession, ssl_context) -> list[str]:
         """etcd's refresh: the client URLs of the first peer that lists the members (with a cluster ID);
@@ -141,7 +145,7 @@ class _Cluster:
         errors = []
         for peer in self.peer_urls:
             try:
-                timeout = aiohttp.ClientTimeout(total=_MEMBERS_TIMEOUT_S)
+                timeout = aiohttp.ClientTimeout(total=_MEMBERS_TIMEOUT_S, sock_connect=self.dial_timeout_s)
                 async with session.get(f"{peer}/members", timeout=timeout, ssl=ssl_context) as resp:
                     int(resp.headers.get("X-Etcd-Cluster-ID", ""), 16)
                     clients, peers = cluster_from_members(json.loads(await resp.read()))
@@ -175,6 +179,7 @@ async def _initial_cluster(config: EtcdConfig) -> _Cluster:
     """etcd's startProxy: the saved cluster file wins over the bootstrap flags; else the discovery
     token's cluster, else ``--initial-cluster``."""
     directory = Path(config.data_dir) / "proxy"
+    dial_timeout_s = config.proxy_dial_timeout_ms / 1000 or None
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     saved = directory / "cluster"
     if saved.exists():
@@ -184,7 +189,7 @@ async def _initial_cluster(config: EtcdConfig) -> _Cluster:
         peer_urls = list(json.loads(saved.read_text())["PeerURLs"])
         _main_log.info("proxy: using peer urls %s from cluster file %s", _go_list(peer_urls),
                        json.dumps(str(saved)))  # fmt: skip
-        return _Cluster(directory, peer_urls)
+        return _Cluster(directory, peer_urls, dial_timeout_s)
     if config.discovery:
         from flotilla.discovery import get_cluster
 
@@ -193,7 +198,7 @@ async def _initial_cluster(config: EtcdConfig) -> _Cluster:
         members = parse_initial_cluster(config.initial_cluster)
     peer_urls = sorted({u for urls in members.values() for u in urls})
     _main_log.info("proxy: using peer urls %s ", _go_list(peer_urls))
-    return _Cluster(directory, peer_urls)
+    return _Cluster(directory, peer_urls, dial_timeout_s)
 
 
 def _go_list(items: list[str]) -> str:
@@ -317,7 +322,7 @@ class _ProxyHandler:
         method = request.method
         self.metrics.incoming(method)
         started = time.monotonic()
-        body = await request.read()
+        body = await request.content.read()  # all of it, as etcd (no size limit of the proxy's own)
         headers = CIMultiDict(
             (k, v)
             for k, v in request.headers.items()
