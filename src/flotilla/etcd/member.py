@@ -344,10 +344,16 @@ class MemberProcess:
 def run_member(config: EtcdConfig) -> int:
     """Run a member until SIGTERM/SIGINT; the process exit code."""
     _setup_logging(getattr(config, "log_level", "info") or "info")
-    if config.proxy != "off":
+    data_dir = Path(config.data_dir)
+    has_member, has_proxy = (data_dir / "member").is_dir(), (data_dir / "proxy").is_dir()
+    if has_member and has_proxy:
+        log.critical("invalid datadir. Both member and proxy directories exist.")
+        return 1
+    # As etcd: what the data directory already is wins over the flags.
+    if has_proxy or (config.proxy != "off" and not has_member):
         from flotilla.etcd.proxy import run_proxy
 
-        return run_proxy(config)
+        return run_proxy(config if config.proxy != "off" else dataclasses.replace(config, proxy="on"))
     try:
         settings = settings_from_config(config)
     except FallBackToProxy:
