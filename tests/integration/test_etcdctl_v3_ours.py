@@ -100,6 +100,9 @@ class Side:
             text = re.sub(r'(remaining\(|"ttl":|"TTL" : )\d+', r"\1{ttl}", text)
         if "health" in args:  # a health table is as wide as its durations
             text = re.sub(r"\b\d+(\.\d+)?[µnm]?s\b", "{took}", text)
+        if "health" in args or "table" in args:
+            # A table is as wide as its widest cell: durations, and IDs (15 or 16 hex digits on either side's
+            # member, their IDs hashing their random ports).
             text = re.sub(r"-{3,}", "---", re.sub(r" {2,}", " ", text))
         text = re.sub(r"\b\d+(\.\d)? [kMG]?B\b", "{size}", text)
         text = re.sub(r'"(dbSize|dbSizeInUse|totalSize)":\d+', r'"\1":{n}', text)
