@@ -31,6 +31,7 @@ __all__ = ["PeerLink", "Refused", "open_stream"]
 log = logging.getLogger("flotilla.etcd.peer")
 
 QUEUE_LIMIT = 4096  # etcd's streamBufSize: past it, messages are dropped and the peer reported unreachable
+FLUSH_BUFFER_LIMIT = 1 << 20  # bytes waiting in the socket's buffer beyond which flush() leaves it
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 CONNECT_TIMEOUT_S = 2.0
@@ -115,6 +116,18 @@ class PeerLink:
             return
         self._queue.append(message)
         self._wake.set()
+
+    def flush(self) -> None:
+        """Write what is queued now, from the caller's turn of the loop, rather than at the sender task's
+        next turn: a leader's appends are on the wire before its own fsync holds the loop. Left to the
+        sender task (which also waits for the socket to drain) while the socket's buffer is backed up."""
+        writer = self._writer
+        if writer is None or not self._queue or writer.is_closing():
+            return
+        if writer.transport.get_write_buffer_size() > FLUSH_BUFFER_LIMIT:
+            return
+        batch, self._queue = self._queue, []
+        writer.write(encode_frames([encode_message(m) for m in batch]))
 
     def send_snapshot(self, message: Message) -> None:
         task = self.owner.spawn(self._send_snapshot(message), f"peer-{self.peer_id:x}-snapshot")

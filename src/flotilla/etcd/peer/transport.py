@@ -182,6 +182,7 @@ class PeerTransport:
     def send(self, messages: list[Message]) -> None:
         """Queue ``messages`` to their peers; never blocks. A SNAP starts a snapshot transfer."""
         links = self._links
+        touched = set()
         for message in messages:
             link = links.get(message.to)
             if link is None:
@@ -190,6 +191,9 @@ class PeerTransport:
                 link.send_snapshot(message)
             else:
                 link.enqueue(message)
+                touched.add(link)
+        for link in touched:
+            link.flush()
 
     def report_unreachable_soon(self, peer_id: int) -> None:
         asyncio.get_running_loop().call_soon(self._report_unreachable, peer_id)
