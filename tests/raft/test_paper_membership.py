@@ -19,6 +19,7 @@ from loopback import (
 
 from flotilla.raft import (
     ConfChange,
+    ConfChangePending,
     ConfChangeType,
     Entry,
     EntryType,
@@ -187,7 +188,7 @@ def test_6_one_membership_change_at_a_time() -> None:
     net = Network()
     net.elect(1)
     net[1].propose_conf_change(ConfChange(ADD, 4))
-    with pytest.raises(ProposalDropped):
+    with pytest.raises(ConfChangePending):
         net[1].propose_conf_change(ConfChange(ADD, 5))
     net[1].propose(b"ordinary entries are fine")
     net.stabilize()

@@ -58,6 +58,7 @@ from flotilla.mvcc.watch import WatchHub
 from flotilla.raft import (
     NO_LEADER,
     ConfChange,
+    ConfChangePending,
     ConfChangeType,
     Config,
     ConfState,
@@ -88,6 +89,7 @@ _META_FOUNDERS = b"founding_members"  # how many members founded the cluster (th
 _PUBLISH = "PUBLISH"
 _MEMBERS_PREFIX = "/0/members/"
 SNAPSHOT_CATCH_UP_ENTRIES = 5000  # etcd keeps this many entries behind a snapshot for slow followers
+CONF_CHANGE_RETRY_S = 0.02  # retry period of a membership change refused while an earlier one applies
 DEFAULT_QUOTA_BYTES = 2 * 1024**3
 ALARM_NOSPACE = rpc_pb2.NOSPACE
 # InternalRaftRequest field -> the Applier method that applies it, for requests with no extra checks.
@@ -977,15 +979,25 @@ class EtcdServer:
         if self.raft.leader_id == NO_LEADER:
             raise errors.no_leader()
         request_id = self._ids.next()
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._conf_waiters[request_id] = fut
+        deadline = loop.time() + self.settings.timeout_s
         try:
+            while True:
+                try:
+                    self.raft.propose_conf_change(encode_change(kind, target, request_id, member))
+                    break
+                except ConfChangePending as busy:
+                    # etcd's raft turns such a change into an empty entry and its caller times out; we
+                    # wait for the earlier change (or a new leader's backlog) to apply and try again.
+                    if loop.time() >= deadline:
+                        raise _unavailable(busy) from None
+                    await asyncio.sleep(CONF_CHANGE_RETRY_S)
+                except ProposalDropped as dropped:
+                    raise _unavailable(dropped) from None
             try:
-                self.raft.propose_conf_change(encode_change(kind, target, request_id, member))
-            except ProposalDropped as dropped:
-                raise errors.EtcdError(errors.grpc.StatusCode.UNAVAILABLE, f"etcdserver: {dropped}") from None
-            try:
-                return await asyncio.wait_for(fut, self.settings.timeout_s)
+                return await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
             except TimeoutError:
                 raise errors.timeout() from None
         finally:
@@ -1054,3 +1066,7 @@ class EtcdServer:
 
     def hash_kv(self, revision: int) -> tuple[int, int]:
         return self.store.hash_kv(revision)
+
+
+def _unavailable(dropped: ProposalDropped) -> errors.EtcdError:
+    return errors.EtcdError(errors.grpc.StatusCode.UNAVAILABLE, f"etcdserver: {dropped}")

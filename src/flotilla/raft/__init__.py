@@ -5,6 +5,7 @@ from .codec import CodecError, decode_message, encode_message
 from .config import Config
 from .errors import (
     CompactedError,
+    ConfChangePending,
     ConfigError,
     ProposalDropped,
     RaftError,
@@ -48,6 +49,7 @@ __all__ = [
     "MemoryStorage",
     "Message",
     "MessageType",
+    "ConfChangePending",
     "ProposalDropped",
     "RaftError",
     "RawNode",

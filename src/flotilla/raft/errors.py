@@ -11,6 +11,11 @@ class ProposalDropped(RaftError):
     (watch ``SoftState``), or against the leader."""
 
 
+class ConfChangePending(ProposalDropped):
+    """A membership change was refused because an earlier one (or, on a new leader, its predecessors'
+    entries) is not yet applied. It will be accepted once the apply loop catches up."""
+
+
 class ConfigError(RaftError):
     """The raft ``Config`` is invalid; the message says which field and why."""
 

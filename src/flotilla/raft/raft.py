@@ -19,7 +19,7 @@ from enum import IntEnum
 
 from . import bugs
 from .config import Config
-from .errors import ProposalDropped, SnapshotTemporarilyUnavailable, StorageError
+from .errors import ConfChangePending, ProposalDropped, SnapshotTemporarilyUnavailable, StorageError
 from .log import RaftLog
 from .progress import Inflights, Progress, ProgressState
 from .readonly import ReadOnly
@@ -640,7 +640,7 @@ class Raft:
         conf_changes = [entry for entry in m.entries if entry.type == conf_change]
         for entry in conf_changes:
             if self.pending_conf_index > self.log.applied:
-                raise ProposalDropped(
+                raise ConfChangePending(
                     "a membership change is already in progress (or this leader has not yet applied "
                     "its predecessors' entries); retry after it is applied"
                 )
