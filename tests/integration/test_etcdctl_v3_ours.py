@@ -83,7 +83,9 @@ class Side:
                 text = text.replace(value, "{" + name + "}")
                 if re.fullmatch(r"[0-9a-f]+", value):
                     text = text.replace(str(int(value, 16)), "{" + name + "#}")
-        text = text.replace(str(m.client_port), "{client_port}").replace(str(m.peer_port), "{peer_port}")
+        # Whole numbers only: a port's digits can also occur inside a decimal cluster or member ID.
+        text = re.sub(rf"\b{m.client_port}\b", "{client_port}", text)
+        text = re.sub(rf"\b{m.peer_port}\b", "{peer_port}", text)
         text = TIMESTAMP.sub("{ts}", text)
         text = re.sub(r"client-[0-9a-f-]{36}", "client-{uuid}", text)
         text = re.sub(r'((?i:took)[" :=]+)[0-9.]+[µnm]?s', r"\1{took}", text)
