@@ -29,10 +29,11 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = [
@@ -53,8 +54,9 @@ _FACILITY_DAEMON = 3
 
 
 def journal_directory(root: Path | str) -> Path:
-    """Where the supervisor started with ``--root ROOT`` keeps its journal (``ROOT/journal``)."""
-    return Path(root) / "journal"
+    """Where the manager started with ``--root ROOT`` keeps its journal: ``ROOT/var/log/journal``, as
+    journald's persistent storage (and flotilla.systemd.layout's ``journal_dir``)."""
+    return Path(root).absolute() / "var/log/journal"
 
 
 def _current_boot_id() -> str:
@@ -167,6 +169,9 @@ class Journal:
         self._next_seqnum = self._recover_last_seqnum() + 1
         self._fd: int | None = None
         self._closed = False
+        # The daemon appends from its event loop only; the lock makes a stray thread (a test's, a helper's)
+        # unable to interleave two records' seqnums or rotations.
+        self._lock = threading.Lock()
 
     def _load_or_create_seqnum_id(self) -> str:
         path = self.directory / _SEQNUM_ID_FILE
@@ -221,9 +226,14 @@ class Journal:
         entry = JournalEntry(
             realtime_us=time.time_ns() // 1000 if realtime_us is None else realtime_us,
             unit=unit, pid=pid, identifier=identifier, message=message, priority=priority,
-            hostname=self.hostname, boot_id=self.boot_id, seqnum=self._next_seqnum,
+            hostname=self.hostname, boot_id=self.boot_id,
             monotonic_us=time.monotonic_ns() // 1000, transport=transport, seqnum_id=self.seqnum_id,
         )  # fmt: skip
+        with self._lock:
+            return self._append_locked(entry)
+
+    def _append_locked(self, entry: JournalEntry) -> JournalEntry:
+        entry = replace(entry, seqnum=self._next_seqnum)
         record = _encode(entry)
         if self._fd is None or (
             self._segments[-1][2] > 0 and self._segments[-1][2] + len(record) > self.segment_bytes
@@ -263,10 +273,11 @@ class Journal:
             total -= size
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self._closed = True
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._closed = True
 
     def __enter__(self) -> Journal:
         return self
