@@ -1,20 +1,40 @@
 """The unit-file model without I/O: parsing as systemd does, names and templates, Exec lines,
 environment, time spans, specifiers, the typed service view, fleet's [X-Fleet] options and unit hash."""
 
+from .environment import (
+    parse_environment_file,
+    parse_environment_file_with_warnings,
+    parse_environment_value,
+    parse_environment_value_with_warnings,
+)
 from .errors import FleetOptionsError, UnitError, UnitFileError, UnitNameError
+from .execline import ExecCommand, ExecWord, parse_exec_value, replace_env
 from .names import UnitName, escape_name, parse_unit_name, unescape_name
+from .specifiers import SpecifierContext, expand_specifiers
+from .timespan import parse_timespan
 from .unitfile import Option, UnitFile, parse_unit_text
 
 __all__ = [
+    "ExecCommand",
+    "ExecWord",
     "FleetOptionsError",
     "Option",
+    "SpecifierContext",
     "UnitError",
     "UnitFile",
     "UnitFileError",
     "UnitName",
     "UnitNameError",
     "escape_name",
+    "expand_specifiers",
+    "parse_environment_file",
+    "parse_environment_file_with_warnings",
+    "parse_environment_value",
+    "parse_environment_value_with_warnings",
+    "parse_exec_value",
+    "parse_timespan",
     "parse_unit_name",
     "parse_unit_text",
+    "replace_env",
     "unescape_name",
 ]
