@@ -10,6 +10,7 @@ from .environment import (
 from .errors import FleetOptionsError, UnitError, UnitFileError, UnitNameError
 from .execline import ExecCommand, ExecWord, parse_exec_value, replace_env
 from .names import UnitName, escape_name, parse_unit_name, unescape_name
+from .service import ExitStatusSet, ServiceConfig, parse_signal, service_config
 from .specifiers import SpecifierContext, expand_specifiers
 from .timespan import parse_timespan
 from .unitfile import Option, UnitFile, parse_unit_text
@@ -17,8 +18,10 @@ from .unitfile import Option, UnitFile, parse_unit_text
 __all__ = [
     "ExecCommand",
     "ExecWord",
+    "ExitStatusSet",
     "FleetOptionsError",
     "Option",
+    "ServiceConfig",
     "SpecifierContext",
     "UnitError",
     "UnitFile",
@@ -32,9 +35,11 @@ __all__ = [
     "parse_environment_value",
     "parse_environment_value_with_warnings",
     "parse_exec_value",
+    "parse_signal",
     "parse_timespan",
     "parse_unit_name",
     "parse_unit_text",
     "replace_env",
+    "service_config",
     "unescape_name",
 ]
