@@ -211,6 +211,21 @@ def test_follow_with_lines_starts_from_the_last_n(mixed_journal):
     assert [entry.message for entry in seen] == ["redis.service 26", "redis.service 29"]
 
 
+def test_follow_with_zero_lines_shows_only_what_is_written_later(mixed_journal):
+    batches = [["later"]]
+
+    def write_next_batch() -> bool:
+        if not batches:
+            return True
+        with Journal(mixed_journal.directory) as journal:
+            for message in batches.pop():
+                journal.append("m.service", 1, "sh", message)
+        return False
+
+    seen = list(mixed_journal.follow(lines=0, poll_s=0, stop=write_next_batch))
+    assert [entry.message for entry in seen] == ["later"]
+
+
 _WRITER = textwrap.dedent(
     """
     import sys

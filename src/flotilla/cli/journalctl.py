@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -214,7 +214,7 @@ def _emit(entries: Iterable[JournalEntry], output: str, quiet: bool, utc: bool, 
 
 def _select(
     reader: JournalReader, filters: dict, lines: int | None, from_head: bool, reverse: bool
-) -> Iterator[JournalEntry] | list[JournalEntry]:
+) -> list[JournalEntry]:
     if lines is None:
         chosen = list(reader.entries(**filters))
     elif from_head:

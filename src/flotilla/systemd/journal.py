@@ -449,14 +449,15 @@ class JournalReader:
         chunks: list[list[JournalEntry]] = []
         count, high = 0, 0
         for _, path in reversed(_list_segments(self.directory)):
-            if n is not None and count >= n:
-                break
             entries, _ = self._read_segment(path, seqnum_id)
             if entries:
                 high = max(high, entries[-1].seqnum)
             chosen = [entry for entry in entries if matching.matches(entry)]
             chunks.append(chosen)
             count += len(chosen)
+            # Stop once enough are found, but not before the newest record is known (a follower starts there).
+            if n is not None and count >= n and high:
+                break
         found = [entry for chunk in reversed(chunks) for entry in chunk]
         if n is not None:
             found = found[len(found) - n :] if n > 0 else []
