@@ -17,6 +17,9 @@ _SUBCOMMAND_MODULES = (
     "flotilla.cli.etcd",
     "flotilla.cli.discovery",
     "flotilla.cli.faults",
+    "flotilla.cli.systemd",
+    "flotilla.cli.systemctl",
+    "flotilla.cli.journalctl",
 )
 
 
