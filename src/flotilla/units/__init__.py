@@ -9,16 +9,26 @@ from .environment import (
 )
 from .errors import FleetOptionsError, UnitError, UnitFileError, UnitNameError
 from .execline import ExecCommand, ExecWord, parse_exec_value, replace_env
+from .hash import parse_unit_text_fleet, unit_hash
 from .names import UnitName, escape_name, parse_unit_name, unescape_name
 from .service import ExitStatusSet, ServiceConfig, parse_signal, service_config
 from .specifiers import SpecifierContext, expand_specifiers
 from .timespan import parse_timespan
 from .unitfile import Option, UnitFile, parse_unit_text
+from .xfleet import (
+    FleetOptions,
+    fleet_options,
+    go_path_match,
+    split_multivalue,
+    validate_fleet_options,
+    validate_fleet_unit,
+)
 
 __all__ = [
     "ExecCommand",
     "ExecWord",
     "ExitStatusSet",
+    "FleetOptions",
     "FleetOptionsError",
     "Option",
     "ServiceConfig",
@@ -30,6 +40,8 @@ __all__ = [
     "UnitNameError",
     "escape_name",
     "expand_specifiers",
+    "fleet_options",
+    "go_path_match",
     "parse_environment_file",
     "parse_environment_file_with_warnings",
     "parse_environment_value",
@@ -39,7 +51,12 @@ __all__ = [
     "parse_timespan",
     "parse_unit_name",
     "parse_unit_text",
+    "parse_unit_text_fleet",
     "replace_env",
     "service_config",
+    "split_multivalue",
     "unescape_name",
+    "unit_hash",
+    "validate_fleet_options",
+    "validate_fleet_unit",
 ]
