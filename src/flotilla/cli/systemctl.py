@@ -184,7 +184,12 @@ def _status_text(unit: UnitStatus, root: str) -> str:
 
 
 def _active_text(unit: UnitStatus) -> str:
-    text = f"{unit.active_state} ({unit.sub_state})"
+    # systemctl omits the sub-state when it repeats the state ("failed", a target's "active")
+    text = (
+        unit.active_state
+        if unit.sub_state == unit.active_state
+        else f"{unit.active_state} ({unit.sub_state})"
+    )
     if unit.result != "success" and unit.active_state in ("failed", "activating"):
         text += f" (Result: {unit.result})"
     stamp = {
