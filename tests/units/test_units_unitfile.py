@@ -130,6 +130,11 @@ def test_equality_ignores_lines_and_path() -> None:
     b = UnitFile.from_options([Option("Unit", "A", "1")], "b")
     assert a == b and hash(a) == hash(b)
     assert a != UnitFile.from_options([Option("Unit", "A", "2")])
+    # Interleaved sections equal their grouped serialization (same fleet hash); order within one counts.
+    interleaved = parse_unit_text("[Unit]\nA=1\n[Service]\nB=2\n[Unit]\nC=3\n")
+    assert interleaved == parse_unit_text("[Unit]\nA=1\nC=3\n[Service]\nB=2\n")
+    assert interleaved != parse_unit_text("[Unit]\nC=3\nA=1\n[Service]\nB=2\n")
+    assert interleaved != parse_unit_text("[Service]\nB=2\n[Unit]\nA=1\nC=3\n")
 
 
 def test_round_trip_through_text() -> None:

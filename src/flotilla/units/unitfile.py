@@ -57,7 +57,9 @@ class UnitFile:
         return cls(options, path)
 
     def __eq__(self, other: object) -> bool:
-        # Equal when the options say the same thing: line numbers and path are where, not what.
+        # Equal when fleet would call them the same unit (MatchUnitFiles compares hashes of to_text()):
+        # line numbers and path are where, not what, and options of different sections are independent,
+        # so only the order within each section (and of first appearance of sections) counts.
         if not isinstance(other, UnitFile):
             return NotImplemented
         return _content(self.options) == _content(other.options)
@@ -129,7 +131,10 @@ class UnitFile:
 
 
 def _content(options: Iterable[Option]) -> list[tuple[str, str, str]]:
-    return [(o.section, o.name, o.value) for o in options]
+    grouped: dict[str, list[tuple[str, str, str]]] = {}
+    for o in options:
+        grouped.setdefault(o.section, []).append((o.section, o.name, o.value))
+    return [triple for triples in grouped.values() for triple in triples]
 
 
 def _physical_lines(text: str) -> list[str]:
