@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("FLOTILLA_PODMAN_DIR", "/tmp/flotilla-podman"))
-IMAGE = "localhost/flotilla-bb:latest"
+# Overridable so a test can exercise the build path without touching the image other tests use.
+IMAGE = os.environ.get("FLOTILLA_PODMAN_IMAGE", "localhost/flotilla-bb:latest")
 PACKAGES = ("podman", "runc", "catatonit", "busybox-static")
 DOCKER_CLI_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
 # Bumped whenever the image recipe changes, so a machine with an older image builds it again.

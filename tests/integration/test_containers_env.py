@@ -10,6 +10,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -134,7 +135,7 @@ def test_ensure_podman_is_idempotent_and_a_second_process_only_checks(podman_env
         "assert e.timings_s == {}, e.timings_s; print(e.image)"
     )
     done = subprocess.run(
-        [os.sys.executable, "-c", code],
+        [sys.executable, "-c", code],
         cwd=Path(__file__).parent,
         capture_output=True,
         text=True,
@@ -142,6 +143,36 @@ def test_ensure_podman_is_idempotent_and_a_second_process_only_checks(podman_env
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == IMAGE
+
+
+def test_parallel_callers_build_the_image_once(podman_env, tmp_path):
+    """Three processes race on a fresh cache directory and image name: the file lock lets one import."""
+    image = f"localhost/fl-cenv-{os.getpid()}-race:latest"
+    env = {**os.environ, "FLOTILLA_PODMAN_DIR": str(tmp_path / "cache"), "FLOTILLA_PODMAN_IMAGE": image}
+    code = "import containers_env as c; e = c.ensure_podman(); print(sorted(e.timings_s))"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=Path(__file__).parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        results = [racer.communicate(timeout=120) for racer in racers]
+        assert [racer.returncode for racer in racers] == [0, 0, 0], results
+        assert sorted(out.strip() for out, _ in results) == ["['image_import']", "[]", "[]"]
+        done = podman_env.run("run", "--rm", image, "sh", "-c", "echo raced")
+        assert done.stdout.strip() == "raced"
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+        podman_env.run("rmi", "--force", image, check=False)
 
 
 def test_podman_run_prints_output_and_exits(podman_env, prefix):
