@@ -279,12 +279,12 @@ def test_kill_mode_process_leaves_children_and_stop_timeout_escalates(unitd: Uni
         "stubborn.service",
         f"""
         [Service]
-        ExecStart={SH} -c "trap '' TERM; while true; do sleep 0.1; done"
+        ExecStart={SH} -c "trap '' TERM; echo deaf to TERM; while true; do sleep 0.1; done"
         TimeoutStopSec=1
         """,
     )
     unitd.start_unit("stubborn.service")
-    unitd.wait_state("stubborn.service", "active", "running")
+    unitd.wait_journal("stubborn.service", "deaf to TERM")  # the trap is set
     unitd.stop_unit("stubborn.service")
     status = unitd.status("stubborn.service")
     assert (status.active_state, status.result) == ("failed", "timeout")
