@@ -95,14 +95,14 @@ async def bench(count: int, sequential: bool, cgroups: bool) -> None:
             leftover = [s for s in await client.list_units() if s.name.startswith("bench-")]
         mode = "sequential" if sequential else "concurrent"
         print(f"units: {count} ({mode} jobs, cgroups {'on' if cgroups else 'off'}); {len(running)} ran")
+        for label, seconds in (("start", start_s), ("stop ", stop_s)):
+            per_unit_ms = seconds / count * 1000
+            print(
+                f"{label}: {seconds:.2f} s total, {per_unit_ms:.2f} ms per unit ({count / seconds:.0f} units/s)"
+            )
         print(
-            f"start: {start_s:.2f} s total, {start_s / count * 1000:.2f} ms per unit ({count / start_s:.0f} units/s)"
-        )
-        print(
-            f"stop:  {stop_s:.2f} s total, {stop_s / count * 1000:.2f} ms per unit ({count / stop_s:.0f} units/s)"
-        )
-        print(
-            f"daemon RSS: {rss_before / 1024:.1f} MiB idle, {rss_running / 1024:.1f} MiB with {count} running: "
+            f"daemon RSS: {rss_before / 1024:.1f} MiB idle, {rss_running / 1024:.1f} MiB with {count} "
+            "running: "
             f"{(rss_running - rss_before) / count:.1f} KiB per unit"
         )
         print(f"unit processes: {unit_rss / max(1, len(running)):.0f} KiB RSS each (/bin/sleep)")
