@@ -97,9 +97,8 @@ async def bench(count: int, sequential: bool, cgroups: bool) -> None:
         print(f"units: {count} ({mode} jobs, cgroups {'on' if cgroups else 'off'}); {len(running)} ran")
         for label, seconds in (("start", start_s), ("stop ", stop_s)):
             per_unit_ms = seconds / count * 1000
-            print(
-                f"{label}: {seconds:.2f} s total, {per_unit_ms:.2f} ms per unit ({count / seconds:.0f} units/s)"
-            )
+            rate = count / seconds
+            print(f"{label}: {seconds:.2f} s total, {per_unit_ms:.2f} ms per unit ({rate:.0f} units/s)")
         print(
             f"daemon RSS: {rss_before / 1024:.1f} MiB idle, {rss_running / 1024:.1f} MiB with {count} "
             "running: "
