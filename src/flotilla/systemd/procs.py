@@ -21,6 +21,7 @@ import errno
 import os
 import signal
 import subprocess
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = ["ExitStatus", "ProcessTracker", "Reaper", "cgroup_hierarchy"]
 _PR_SET_CHILD_SUBREAPER = 36
 _TAG_VARIABLE = "FLOTILLA_UNIT_TAG"
 _UNCLAIMED_LIMIT = 4096
+_SCAN_REUSE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ class ProcessTracker:
             except OSError:
                 self._base = None
         self._sessions: dict[str, set[int]] = {}
+        self._scan_cache: tuple[float, dict[bytes, set[int]], dict[int, set[int]]] | None = None
 
     @property
     def uses_cgroups(self) -> bool:
@@ -250,8 +253,9 @@ class ProcessTracker:
         self._sessions.setdefault(unit, set()).add(process.pid)
         return process.pid
 
-    def pids(self, unit: str) -> set[int]:
-        """Every live process of ``unit`` (zombies excluded)."""
+    def pids(self, unit: str, *, fresh: bool = True) -> set[int]:
+        """Every live process of ``unit`` (zombies excluded). Without cgroups, ``fresh=False`` may answer
+        from a /proc scan a few tens of milliseconds old."""
         found: set[int] = set()
         if self._base is not None:
             procs = self._base / unit.replace("/", "-") / "cgroup.procs"
@@ -267,7 +271,7 @@ class ProcessTracker:
                     else:
                         spawned.discard(pid)
         else:
-            found.update(self._scan_without_cgroups(unit))
+            found.update(self._scan_without_cgroups(unit, fresh))
         return {pid for pid in found if _alive(pid)}
 
     def _carries_tag(self, pid: int, unit: str) -> bool:
@@ -277,29 +281,45 @@ class ProcessTracker:
         except OSError:
             return False
 
-    def _scan_without_cgroups(self, unit: str) -> set[int]:
-        wanted = f"{_TAG_VARIABLE}={self.tag(unit)}".encode()
-        sessions = self._sessions.get(unit, set())
-        found: set[int] = set()
+    def _scan_without_cgroups(self, unit: str, fresh: bool) -> set[int]:
+        """The unit's processes by tag, or by session for a process that dropped its environment."""
+        by_tag, by_session = self._scan_proc(fresh)
+        found = set(by_tag.get(self.tag(unit).encode(), ()))
+        for session in self._sessions.get(unit, ()):
+            found.update(by_session.get(session, ()))
+        return found
+
+    def _scan_proc(self, fresh: bool) -> tuple[dict[bytes, set[int]], dict[int, set[int]]]:
+        """One pass over /proc for every unit: tag -> PIDs and session -> PIDs. Reused for a few
+        milliseconds, so 500 units stopping together cost one scan per poll round, not 500."""
+        now = time.monotonic()
+        if not fresh and self._scan_cache is not None and now - self._scan_cache[0] < _SCAN_REUSE_S:
+            return self._scan_cache[1], self._scan_cache[2]
+        prefix = f"{_TAG_VARIABLE}={self._manager_tag}:".encode()
+        by_tag: dict[bytes, set[int]] = {}
+        by_session: dict[int, set[int]] = {}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             pid = int(entry.name)
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:
-                    if wanted in f.read().split(b"\0"):
-                        found.add(pid)
-                        continue
-                if sessions and os.getsid(pid) in sessions:
-                    found.add(pid)
+                    environ = f.read()
+                by_session.setdefault(os.getsid(pid), set()).add(pid)
             except OSError:
                 continue
-        return found
+            start = environ.find(prefix)
+            if start >= 0:
+                end = environ.find(b"\0", start)
+                tag = environ[start + len(_TAG_VARIABLE) + 1 : end if end >= 0 else len(environ)]
+                by_tag.setdefault(tag, set()).add(pid)
+        self._scan_cache = (now, by_tag, by_session)
+        return by_tag, by_session
 
     def kill(self, unit: str, sig: int, *, only: Sequence[int] | None = None) -> int:
         """Send ``sig`` to the unit's processes (or to ``only`` those PIDs); returns how many got it.
         A stopped process also gets SIGCONT so it can act on the signal, as systemd does."""
-        targets = set(only) if only is not None else self.pids(unit)
+        targets = set(only) if only is not None else self.pids(unit, fresh=False)
         sent = 0
         for pid in targets:
             try:
@@ -323,8 +343,8 @@ class ProcessTracker:
         deadline = None if timeout_s is None else loop.time() + timeout_s
         delay = 0.005
         while True:
-            remaining = only() if only is not None else self.pids(unit)
-            if not remaining:
+            remaining = only() if only is not None else self.pids(unit, fresh=False)
+            if not remaining and (only is not None or not self.pids(unit)):  # "empty" from a fresh look
                 return True
             if deadline is not None and loop.time() >= deadline:
                 return False

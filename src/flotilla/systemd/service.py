@@ -453,26 +453,29 @@ class ServiceRuntime:
         if mode == "none" and not main:
             return
         everything = mode == "control-group"
-        targets = (
-            (lambda: tracker.pids(self.name)) if everything else (lambda: {main} & tracker.pids(self.name))
-        )
+
+        def targets() -> set[int]:
+            pids = tracker.pids(self.name, fresh=False)
+            return pids if everything else {main} & pids
+
         if not targets() and not (main and self._main_exit and not self._main_exit.done()):
             self._collect_main_exit()
             return
         self._set_state("deactivating", "stop-sigterm")
         if mode != "none":
             tracker.kill(self.name, config.kill_signal, only=None if everything else ([main] if main else []))
-        if not await self._wait_gone(targets, timeout):
+        if not await self._wait_gone(None if everything else targets, timeout):
             self.ctx.log(self.name, f"{self.name}: State 'stop-sigterm' timed out. Killing.", 4)
             self._fail("timeout")
             if config.send_sigkill:
                 self._set_state("deactivating", "stop-sigkill")
                 kill_all = mode in ("control-group", "mixed")
                 tracker.kill(self.name, signal.SIGKILL, only=None if kill_all else ([main] if main else []))
-                await self._wait_gone(targets, _FINAL_KILL_TIMEOUT_S)
+                await self._wait_gone(None if everything else targets, _FINAL_KILL_TIMEOUT_S)
         self._collect_main_exit()
 
-    async def _wait_gone(self, targets: Callable[[], set[int]], timeout: float | None) -> bool:
+    async def _wait_gone(self, targets: Callable[[], set[int]] | None, timeout: float | None) -> bool:
+        """Wait for the main process's exit, then for ``targets`` (None: the whole unit) to be gone."""
         if self._main_exit is not None and not self._main_exit.done():
             loop = asyncio.get_running_loop()
             start = loop.time()
