@@ -385,3 +385,25 @@ def test_argv0_prefix_and_exec_failure(unitd: Unitd) -> None:
     assert unitd.start_unit("missing.service").result == "failed"
     status = unitd.status("missing.service")
     assert (status.active_state, status.exec_main_status) == ("failed", 203)
+
+
+def test_kill_mode_process_and_none_leave_the_rest_running(unitd: Unitd) -> None:
+    """KillMode=process stops only the main process; KillMode=none kills nothing (fleet users running
+    docker set it). What is left stays the unit's until it dies or the unit starts again."""
+    unitd.write_unit(
+        "keeper.service",
+        f"""
+        [Service]
+        KillMode=process
+        ExecStart={SH} -c "sleep 1000 & echo child started; exec sleep 1000"
+        """,
+    )
+    unitd.start_unit("keeper.service")
+    unitd.wait_journal("keeper.service", "child started")
+    unitd.wait_for(lambda: len(unitd.unit_pids("keeper.service")) == 2, "main and child")
+    main = unitd.status("keeper.service").main_pid
+    unitd.stop_unit("keeper.service")
+    left = unitd.unit_pids("keeper.service")
+    assert len(left) == 1 and main not in left
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
