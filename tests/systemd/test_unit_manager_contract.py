@@ -10,6 +10,7 @@ checked right after a job returns; only what happens after a signal is awaited (
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 import textwrap
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,9 @@ class _Twin:
         """A service whose next start fails with result exit-code."""
         raise NotImplementedError
 
+    def mask(self, name: str) -> None:
+        raise NotImplementedError
+
     def run(self, scenario: Scenario) -> Any:
         raise NotImplementedError
 
@@ -64,6 +68,9 @@ class _FakeTwin(_Twin):
         self.write_unit(name, f"[Service]\nExecStart={LONG_RUNNING}\n")
         self.manager.fail_next_start(name)
 
+    def mask(self, name: str) -> None:
+        self.manager.mask(name)
+
     def run(self, scenario: Scenario) -> Any:
         return asyncio.run(scenario(self.manager))
 
@@ -83,6 +90,9 @@ class _RealTwin(_Twin):
 
     def write_failing_start(self, name: str) -> None:
         self.write_unit(name, f'[Service]\nExecStartPre={SH} -c "exit 3"\nExecStart={LONG_RUNNING}\n')
+
+    def mask(self, name: str) -> None:
+        (self.layout.etc_units / name).symlink_to("/dev/null")
 
     def run(self, scenario: Scenario) -> Any:
         async def go() -> Any:
@@ -383,3 +393,190 @@ def test_requires_after_starts_the_dependency_and_its_stop_stops_the_dependent(t
         assert _states(await m.unit_status("ct-orphan.service")) == ("loaded", "inactive", "dead")
 
     twin.run(scenario)
+
+
+def test_a_template_instance_loads_from_the_template_with_its_instance_name(twin: _Twin) -> None:
+    twin.write_unit(
+        "ct-tpl@.service", f"[Unit]\nDescription=Instance %i of %p\n[Service]\nExecStart={LONG_RUNNING}\n"
+    )
+
+    async def scenario(m: UnitManager) -> None:
+        status = await m.unit_status("ct-tpl@blue.service")
+        assert (status.load_state, status.description) == ("loaded", "Instance blue of ct-tpl")
+        assert status.fragment_path == str(twin.layout.etc_units / "ct-tpl@.service")
+        assert (await m.start_unit("ct-tpl@blue.service")).ok
+        assert _states(await m.unit_status("ct-tpl@blue.service")) == ("loaded", "active", "running")
+        assert (await m.stop_unit("ct-tpl@blue.service")).ok
+
+    twin.run(scenario)
+
+
+def test_a_masked_unit_cannot_start(twin: _Twin) -> None:
+    twin.mask("ct-masked.service")
+
+    async def scenario(m: UnitManager) -> None:
+        status = await m.unit_status("ct-masked.service")
+        assert (status.load_state, status.unit_file_state) == ("masked", "masked")
+        result = await m.start_unit("ct-masked.service")
+        assert (result.result, result.message) == ("invalid", "Unit ct-masked.service is masked.")
+
+    twin.run(scenario)
+
+
+def test_a_unit_bound_to_another_stops_when_the_other_dies(twin: _Twin) -> None:
+    """BindsTo=: the bound unit goes down when the unit it is bound to stops on its own."""
+    twin.write_unit("ct-anchor.service", f"[Service]\nExecStart={LONG_RUNNING}\n")
+    twin.write_unit(
+        "ct-bound.service",
+        f"[Unit]\nBindsTo=ct-anchor.service\nAfter=ct-anchor.service\n[Service]\nExecStart={LONG_RUNNING}\n",
+    )
+
+    async def scenario(m: UnitManager) -> None:
+        assert (await m.start_unit("ct-bound.service")).ok
+        assert (await m.unit_status("ct-anchor.service")).active_state == "active"
+        await m.kill_unit("ct-anchor.service", signal.SIGKILL)
+        await _wait_state(m, "ct-anchor.service", "failed", "failed")
+        await _wait_state(m, "ct-bound.service", "inactive", "dead")
+        await m.reset_failed("ct-anchor.service")
+
+    twin.run(scenario)
+
+
+def test_restart_on_failure_waits_in_auto_restart_and_a_start_ends_the_wait(twin: _Twin) -> None:
+    """Restart=on-failure: a killed main process puts the unit in activating (auto-restart) for RestartSec;
+    a start job restarts it at once and counts the restart; a stop during the wait leaves it failed."""
+    twin.write_unit(
+        "ct-again.service", f"[Service]\nExecStart={LONG_RUNNING}\nRestart=on-failure\nRestartSec=1h\n"
+    )
+
+    async def scenario(m: UnitManager) -> None:
+        assert (await m.start_unit("ct-again.service")).ok
+        await m.kill_unit("ct-again.service", signal.SIGKILL)
+        waiting = await _wait_state(m, "ct-again.service", "activating", "auto-restart")
+        assert (waiting.result, waiting.n_restarts, waiting.main_pid) == ("signal", 0, 0)
+        assert (await m.start_unit("ct-again.service")).ok
+        again = await m.unit_status("ct-again.service")
+        assert (again.active_state, again.sub_state, again.result, again.n_restarts) == (
+            "active",
+            "running",
+            "success",
+            1,
+        )
+        await m.kill_unit("ct-again.service", signal.SIGKILL)
+        await _wait_state(m, "ct-again.service", "activating", "auto-restart")
+        assert (await m.stop_unit("ct-again.service")).ok
+        stopped = await m.unit_status("ct-again.service")
+        assert (stopped.active_state, stopped.result) == ("failed", "signal")
+        await m.reset_failed("ct-again.service")
+
+    twin.run(scenario)
+
+
+# ---------------------------------------------------------------------- the twin's own hooks (fake only)
+
+
+def _fake(root: Path) -> FakeUnitManager:
+    fake = FakeUnitManager(root=str(root / "never-created"))
+    fake.add_unit("web.service", f"[Service]\nExecStart={LONG_RUNNING}\n")
+    fake.add_unit("always.service", f"[Service]\nExecStart={LONG_RUNNING}\nRestart=always\n")
+    fake.add_unit("remain.service", f"[Service]\nExecStart={LONG_RUNNING}\nRemainAfterExit=yes\n")
+    return fake
+
+
+def test_fake_has_every_protocol_method_with_the_same_signature() -> None:
+    for name, method in inspect.getmembers(UnitManager, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        assert inspect.signature(getattr(FakeUnitManager, name)) == inspect.signature(method), name
+        assert inspect.iscoroutinefunction(getattr(FakeUnitManager, name)), name
+
+
+def test_fake_crash_fails_the_unit_or_schedules_a_restart_per_restart_setting(tmp_path: Path) -> None:
+    fake = _fake(tmp_path)
+
+    async def scenario() -> None:
+        assert (await fake.start_unit("web.service")).ok
+        fake.crash("web.service", 3)
+        web = await fake.unit_status("web.service")
+        assert (web.active_state, web.sub_state, web.result) == ("failed", "failed", "exit-code")
+        assert (web.exec_main_code, web.exec_main_status, web.main_pid) == ("exited", 3, 0)
+        assert (await fake.start_unit("always.service")).ok
+        fake.crash("always.service", 0)  # Restart=always restarts even a clean exit
+        assert _states(await fake.unit_status("always.service")) == ("loaded", "activating", "auto-restart")
+        assert fake.complete_restart("always.service") == "done"
+        always = await fake.unit_status("always.service")
+        assert (always.sub_state, always.n_restarts) == ("running", 1)
+        assert (await fake.start_unit("remain.service")).ok
+        fake.crash("remain.service", 0)
+        assert _states(await fake.unit_status("remain.service")) == ("loaded", "active", "exited")
+        fake.crash("always.service", signal_number=signal.SIGSEGV)
+        assert (await fake.unit_status("always.service")).result == "signal"
+
+    asyncio.run(scenario())
+    assert not (tmp_path / "never-created").exists(), "the fake writes nothing under its root"
+
+
+def test_fake_fail_next_start_fails_one_activation_and_restart_applies(tmp_path: Path) -> None:
+    fake = _fake(tmp_path)
+
+    async def scenario() -> None:
+        fake.fail_next_start("always.service", result="timeout")
+        result = await fake.start_unit("always.service")
+        assert result.result == "failed" and "a timeout was exceeded" in result.message
+        status = await fake.unit_status("always.service")
+        assert (status.sub_state, status.result) == ("auto-restart", "timeout")
+        assert fake.complete_restart("always.service") == "done"
+        fake.fail_next_start("web")
+        assert (await fake.start_unit("web")).result == "failed"
+        assert (await fake.start_unit("web")).ok  # only the next activation fails
+
+    asyncio.run(scenario())
+
+
+def test_fake_refuses_hooks_on_units_that_cannot_take_them(tmp_path: Path) -> None:
+    fake = _fake(tmp_path)
+    with pytest.raises(ValueError, match="no main process to crash .* start it first"):
+        fake.crash("web.service")
+    with pytest.raises(ValueError, match="is not waiting to restart"):
+        fake.complete_restart("web.service")
+    with pytest.raises(NoSuchUnit):
+        fake.fail_next_start("absent.service")
+
+
+def test_fake_records_every_call_in_order(tmp_path: Path) -> None:
+    fake = _fake(tmp_path)
+
+    async def scenario() -> None:
+        await fake.start_unit("web")
+        await fake.unit_status("web.service")
+        await fake.list_units()
+        await fake.stop_unit("web.service")
+        await fake.daemon_reload()
+
+    asyncio.run(scenario())
+    assert fake.calls == [
+        ("start_unit", "web.service"),
+        ("unit_status", "web.service"),
+        ("list_units", None),
+        ("stop_unit", "web.service"),
+        ("daemon_reload", None),
+    ]
+
+
+def test_fake_starts_dependencies_in_after_order(tmp_path: Path) -> None:
+    """Ties between unordered units go by name, so a test can rely on one order."""
+    fake = FakeUnitManager(root=str(tmp_path))
+    fake.add_unit("z-db.service", f"[Service]\nExecStart={LONG_RUNNING}\n")
+    fake.add_unit("a-cache.service", f"[Service]\nExecStart={LONG_RUNNING}\n")
+    fake.add_unit(
+        "app.service",
+        "[Unit]\nRequires=z-db.service\nWants=a-cache.service\nAfter=z-db.service a-cache.service\n"
+        f"[Service]\nExecStart={LONG_RUNNING}\n",
+    )
+
+    async def scenario() -> list[str]:
+        assert (await fake.start_unit("app.service")).ok
+        units = await fake.list_units()
+        return [u.name for u in sorted(units, key=lambda u: u.active_enter_us)]
+
+    assert asyncio.run(scenario()) == ["a-cache.service", "z-db.service", "app.service"]
