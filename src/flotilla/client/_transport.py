@@ -7,6 +7,7 @@ endpoint is shared by all calls: once one call finds a member gone, the others s
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import grpc
@@ -146,3 +147,14 @@ def retryable(error: grpc.aio.AioRpcError, idempotent: bool) -> bool:
     # A member that is not (or no longer) able to answer: 3.4 sends "not capable" and "no leader" as
     # UNAVAILABLE, but a member stopping while the call is in flight can also surface as CANCELLED.
     return idempotent and code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+async def stream_write(call, request, timeout_s: float) -> None:
+    """Write to a stream within ``timeout_s``; a stream that already ended raises its final status as an
+    AioRpcError (grpc.aio says only "RPC already finished"), so the caller can judge it like any other."""
+    try:
+        await asyncio.wait_for(call.write(request), max(timeout_s, 0.001))
+    except asyncio.InvalidStateError:
+        code = await call.code()
+        details = await call.details()
+        raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details) from None

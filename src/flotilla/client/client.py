@@ -24,7 +24,7 @@ from typing import TypeVar
 import grpc
 
 from flotilla.client import errors
-from flotilla.client._transport import EndpointPool, RetryElsewhere, Stubs, retryable
+from flotilla.client._transport import EndpointPool, RetryElsewhere, Stubs, retryable, stream_write
 from flotilla.client.keepalive import keep_alive
 from flotilla.client.txn import Compare, Op, prefix_range_end, response_from_pb
 from flotilla.client.types import (
@@ -412,7 +412,7 @@ class EtcdClient:
         async def attempt(stubs: Stubs, attempt_s: float) -> int:
             call = stubs.lease.LeaseKeepAlive(timeout=attempt_s, metadata=self.metadata)
             try:
-                await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
+                await stream_write(call, rpc_pb2.LeaseKeepAliveRequest(ID=lease_id), attempt_s)
                 response = await call.read()
             finally:
                 call.cancel()

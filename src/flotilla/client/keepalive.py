@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from flotilla.client import errors
+from flotilla.client._transport import stream_write
 from flotilla.etcd.api import rpc_pb2
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ async def _refresh_until_lost(client: EtcdClient, state: KeepAlive) -> None:
 
 async def _refresh_once(call, state: KeepAlive, *, timeout_s: float) -> int:
     timeout_s = max(timeout_s, 0.001)
-    await asyncio.wait_for(call.write(rpc_pb2.LeaseKeepAliveRequest(ID=state.lease_id)), timeout_s)
+    await stream_write(call, rpc_pb2.LeaseKeepAliveRequest(ID=state.lease_id), timeout_s)
     response = await asyncio.wait_for(call.read(), timeout_s)
     if response is grpc.aio.EOF:
         raise ConnectionError("the member closed the keep-alive stream")

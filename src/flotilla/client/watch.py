@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from flotilla.client import errors
-from flotilla.client._transport import RetryElsewhere, Stubs, retryable
+from flotilla.client._transport import RetryElsewhere, Stubs, retryable, stream_write
 from flotilla.client.types import Event, WatchResponse
 from flotilla.etcd.api import rpc_pb2
 
@@ -132,7 +132,7 @@ class Watch:
             # The stream lives as long as the watch: no deadline on the call, one on each wait below.
             call = stubs.watch.Watch(metadata=client.metadata)
             try:
-                await asyncio.wait_for(call.write(rpc_pb2.WatchRequest(create_request=create)), attempt_s)
+                await stream_write(call, rpc_pb2.WatchRequest(create_request=create), attempt_s)
                 created = await asyncio.wait_for(call.read(), attempt_s)
             except TimeoutError:
                 call.cancel()
