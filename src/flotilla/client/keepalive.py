@@ -97,9 +97,10 @@ async def _refresh_until_lost(client: EtcdClient, state: KeepAlive) -> None:
                     call = stubs.lease.LeaseKeepAlive(metadata=client.metadata)
                     state.endpoint = stubs.url
                 sent_at = loop.time()
-                ttl = await _refresh_once(
-                    call, state, timeout_s=min(client.timeout_s, state.expires_at - sent_at)
-                )
+                # A member forwarding to a dead leader never answers: give up on it in time to try the
+                # others before the lease runs out.
+                wait_s = min(client.timeout_s, max(state.ttl_s / 3, 0.5), state.expires_at - sent_at)
+                ttl = await _refresh_once(call, state, timeout_s=wait_s)
             except (grpc.aio.AioRpcError, TimeoutError, ConnectionError) as e:
                 log.info("lease %x keep-alive on %s failed: %s", state.lease_id, client.pool.url(index), e)
                 if call is not None:
