@@ -503,3 +503,19 @@ def test_plan_apply_and_revision():
     assert p.revision == 42
     assert p.apply(snap.targets) == FrozenMapping({"x.service": B})
     assert p.summary() == "scheduled 1, unscheduled 1, 0 unschedulable"
+
+
+def test_a_unit_never_replaces_its_own_machineof_peer():
+    # fleet's API refuses "peer matches replace"; a registry written around the API must still plan
+    # sanely: the follower waits rather than chasing its peer away (found by the property test).
+    units = [unit("u0.service"), unit("u3.service", MachineOf="u0.service", Replaces="u*.service")]
+    p = plan(machines(A, B), units)
+    assert p.schedule == (Placement("u0.service", A),)
+    assert p.unschedulable == {
+        "u3.service": f"would replace its own MachineOf peer u0.service on machine {A[:8]}"
+    }
+
+
+def test_global_units_are_never_replaced():
+    units = [unit("g.service", Global="true"), unit("u.service", Replaces="g.service")]
+    assert plan(machines(A), units).schedule == (Placement("u.service", A),)

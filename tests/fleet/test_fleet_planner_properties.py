@@ -116,7 +116,7 @@ def check_rules(snapshot: ClusterSnapshot, targets: dict[str, str]) -> None:
                     assert not replaces(units[second], units[first]), (second, first)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(snapshots())
 def test_plans_never_break_a_rule(snapshot):
     plan = plan_schedule(snapshot)
@@ -132,7 +132,7 @@ def test_plans_never_break_a_rule(snapshot):
         assert name in snapshot.targets and reason
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(snapshots(), st.randoms(use_true_random=False))
 def test_same_snapshot_same_plan(snapshot, rng):
     machines, units = list(snapshot.machines), list(snapshot.units)
@@ -142,7 +142,7 @@ def test_same_snapshot_same_plan(snapshot, rng):
     assert plan_schedule(shuffled) == plan_schedule(snapshot)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(snapshots())
 def test_replanning_unschedules_nothing(snapshot):
     after = plan_schedule(snapshot).apply(snapshot.targets)
@@ -150,7 +150,7 @@ def test_replanning_unschedules_nothing(snapshot):
     assert again.unschedule == ()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(snapshots(constrained=False))
 def test_load_stays_balanced_without_constraints(snapshot):
     plan = plan_schedule(snapshot)

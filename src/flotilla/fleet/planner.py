@@ -190,6 +190,10 @@ class _Board:
         unit = self.units.get(name)
         return unit.options.replaces if unit is not None and not unit.is_global else ()
 
+    def _is_global(self, name: str) -> bool:
+        unit = self.units.get(name)
+        return unit is not None and unit.is_global
+
     def add(self, name: str, machine_id: str) -> None:
         self._index(name, machine_id, adding=True)
         self.where.setdefault(name, set()).add(machine_id)
@@ -213,7 +217,8 @@ class _Board:
             (self.c_owners[machine_id], self._conflicts_of(name), self.c_owner_machines),
             (self.c_hits[machine_id], self.c_matched_by.get(name, ()), self.c_hit_machines),
             (self.r_owners[machine_id], self._replaces_of(name), None),
-            (self.r_hits[machine_id], self.r_matched_by.get(name, ()), None),
+            # Global units run everywhere they may; Replaces cannot move them, so it does not see them.
+            (self.r_hits[machine_id], () if self._is_global(name) else self.r_matched_by.get(name, ()), None),
         )
         for table, patterns, machine_counts in groups:
             for pattern in patterns:
@@ -507,10 +512,27 @@ class _Planner:
         replacer = self.board.replacer_here(unit, machine_id)
         if replacer:
             return f"is replaced by {replacer}"
-        for victim in self.board.victims(unit, machine_id):
+        victims = self.board.victims(unit, machine_id)
+        for victim in victims:
             if victim in self.displaced:
                 return f"would replace {victim}, which already moved in this pass"
+        if victims and unit.options.machine_of:
+            leaving = self._leaving_with(victims, machine_id)
+            for peer in unit.options.machine_of:
+                if peer in leaving:
+                    return f"would replace its own MachineOf peer {peer}"
         return None
+
+    def _leaving_with(self, victims: list[str], machine_id: str) -> set[str]:
+        """The victims and, transitively, their MachineOf followers on the machine: all that moves."""
+        leaving = set(victims)
+        pending = list(victims)
+        while pending:
+            for follower in self.followers.get(pending.pop(), ()):
+                if follower not in leaving and self.located.get(follower) == machine_id:
+                    leaving.add(follower)
+                    pending.append(follower)
+        return leaving
 
     def _why_nowhere(
         self, unit: Unit, restricted: list[str] | None, metadata_ok: frozenset[str] | None
