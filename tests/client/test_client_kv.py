@@ -19,7 +19,9 @@ from flotilla.client import (
     Op,
     PutResult,
     RangeResult,
+    Unavailable,
 )
+from flotilla.ports import free_port
 
 shared_member = client_members.shared_member  # the fixture, used by name
 
@@ -175,5 +177,20 @@ def test_status_and_member_list(shared_member):
             assert member.id == status.member_id and member.client_urls == [shared_member.endpoint]
             with pytest.raises(ValueError):
                 await client.status("http://127.0.0.1:1")
+
+    run(body())
+
+
+def test_a_dead_endpoint_in_the_list_is_skipped_and_an_all_dead_list_is_unavailable(shared_member):
+    async def body():
+        dead = f"http://127.0.0.1:{free_port()}"
+        async with EtcdClient([dead, shared_member.endpoint]) as client:
+            # Not idempotent, yet safe to send on: the dead endpoint refused the connection.
+            assert await client.create("f2/k", "v")
+            assert client.endpoints == [dead, shared_member.endpoint]
+        async with EtcdClient([dead, f"127.0.0.1:{free_port()}"], timeout_s=1) as client:
+            with pytest.raises(Unavailable) as error:
+                await client.get("f2/k")
+            assert "range 'f2/k'" in str(error.value) and "gave up after" in str(error.value)
 
     run(body())

@@ -40,7 +40,7 @@ class ClientError(Exception):
     """A call to the cluster failed. ``operation`` names the call (``put 'a/b'``), ``endpoint`` the
     member that answered (or the last one tried), ``code``/``details`` the gRPC status when there was one."""
 
-    hint = ""
+    hint = "see that member's log for why it refused the call"
 
     def __init__(
         self,
