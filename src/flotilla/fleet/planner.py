@@ -298,8 +298,9 @@ class _Planner:
 
     def run(self) -> SchedulePlan:
         self._keep_scheduled()
+        globals_ = _runnable_globals(self.units.values())
         for machine_id in self.machines:
-            self.board.admit_globals(machine_id, _runnable_globals(self.units.values()))
+            self.board.admit_globals(machine_id, globals_)
         self._check_kept_peers()
         self._evict_replaced_kept()
         self._place_unscheduled()
@@ -309,7 +310,7 @@ class _Planner:
 
     def _peer_order(self) -> tuple[list[str], frozenset[str]]:
         """Schedulable units with every MachineOf peer before its followers (Kahn's algorithm, ties by
-        name). Units on a MachineOf cycle come last; they can only stay where they already are."""
+        name). Units on a MachineOf cycle, or following one, come last: they can only stay where they are."""
         names = sorted(n for n, u in self.units.items() if not u.is_global and not u.is_template)
         known = set(names)
         waiting = {}
@@ -465,7 +466,7 @@ class _Planner:
         if peer_unit is None:
             return f"waiting for MachineOf peer {peer}, which is not in the registry"
         if peer in self.in_cycle and unit.name in self.in_cycle:
-            return f"waiting for MachineOf peer {peer}, which waits for it in turn (MachineOf must not loop)"
+            return f"waiting for MachineOf peer {peer}, caught in a MachineOf cycle (MachineOf must not loop)"
         if peer_unit.is_global:
             return f"waiting for MachineOf peer {peer} to run on a machine"
         if peer_unit.desired_state == "inactive":
