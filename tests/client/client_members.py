@@ -12,12 +12,23 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
-from processes import MemberProcess, real_etcd_available, start_cluster, start_member  # noqa: E402
+from processes import MemberProcess, etcdctl, real_etcd_available, start_cluster, start_member  # noqa: E402
 
 KINDS = ["flotilla", "etcd"] if real_etcd_available() else ["flotilla"]
 SAFETY_TIMEOUT_S = 45  # a hung test fails instead of hanging the suite; not a performance bound
 
-__all__ = ["KINDS", "MemberProcess", "cluster_of", "run", "shared_member", "single_member", "watcher_total"]
+__all__ = [
+    "KINDS",
+    "MemberProcess",
+    "cluster_of",
+    "etcdctl",
+    "real_etcd_available",
+    "run",
+    "shared_member",
+    "single_member",
+    "start_member",
+    "watcher_total",
+]
 
 
 def run(coro):
