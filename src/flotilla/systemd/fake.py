@@ -14,8 +14,9 @@ match; it starts no process. A job finishes before its coroutine returns, so tes
 
 Dependencies follow the manager's rules in a fixed order: a start pulls in Requires/Wants/BindsTo and starts
 the members in After=/Before= order (ties by name); a failed strong dependency gives ``dependency``; a stop
-also stops what Requires/BindsTo/PartOf the unit, dependents first. Not modelled: start rate limits,
-timeouts, ExecStop*/ExecReload, Conflicts=, Requisite=, process trees and the journal.
+also stops what Requires/BindsTo/PartOf the unit, dependents first (Conflicts=/Requisite= are ignored, as
+by the manager). Not modelled: StartLimitBurst= (the manager refuses a 6th start within 10 s; the fake never
+does), timeouts, ExecStop*/ExecReload, process trees, the journal.
 
 The only I/O is reading the files given to ``link_unit_file`` (the link points at them, so a
 ``daemon_reload`` re-reads them, as with the real manager); ``add_unit`` puts text straight into the fake
@@ -283,10 +284,8 @@ class _FakeUnit:
             # The stop's SIGTERM ends the main process; TERM counts as a clean end.
             self.exec_main_code, self.exec_main_status = "killed", int(signal.SIGTERM)
             self.main_pid = 0
-        self.set_state(
-            "failed" if self.result != "success" else "inactive",
-            "failed" if self.result != "success" else "dead",
-        )
+        # A stop during auto-restart keeps the failure that caused the restart, as the manager does.
+        self.set_state(*(("failed", "failed") if self.result != "success" else ("inactive", "dead")))
 
     def main_exited(self, code: str, status: int) -> None:
         """The main process ended on its own (``code`` is ``exited`` or ``killed``)."""
@@ -460,10 +459,11 @@ class FakeUnitManager:
         unit = self._unit(name)
         if unit is None:
             loaded = self._load_cached(name)
-            raise (
-                NoSuchUnit(name)
-                if loaded.load_state == "not-found"
-                else ValueError(f"{name} cannot be loaded ({loaded.load_state}): {loaded.load_error}")
+            if loaded.load_state == "not-found":
+                raise NoSuchUnit(name)
+            raise ValueError(
+                f"{name} cannot be loaded ({loaded.load_state}): {loaded.load_error}; fix the unit file, "
+                "then call daemon_reload()"
             )
         return unit
 
