@@ -6,7 +6,7 @@ agent tests use cannot drift from what the agent will meet. Job results, LOAD/AC
 Each test names its own units, so one daemon serves the module. Jobs block until they settle, so states are
 checked right after a job returns; only what happens after a signal is awaited (``_wait_state``).
 
-Known real-side failure (reported to the lead, 2026-12): a stop issued a few milliseconds after a start can
+Known real-side failure (reported to the lead): a stop issued a few milliseconds after a start can
 hang until TimeoutStopSec, because ProcessTracker.pids() forgets a just-spawned PID whose /proc/PID/environ
 still reads empty (the kernel is inside execve) before it joins its cgroup, so the SIGTERM reaches nobody.
 Here it shows as ManagerUnavailable ("does not answer") from a stop_unit on the [real] side.
