@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import client_members
+import pytest
 from client_members import run, watcher_total
 
-from flotilla.client import EtcdClient
+from flotilla.client import ClientError, EtcdClient
 
 shared_member = client_members.shared_member  # the fixture, used by name
 
@@ -90,3 +91,18 @@ async def _wait_watchers(member, expected: int) -> None:
     while (count := await asyncio.to_thread(watcher_total, member)) != expected:
         assert count > expected
         await asyncio.sleep(0.05)
+
+
+def test_closing_the_client_ends_its_watches_and_calls(shared_member):
+    async def body():
+        client = EtcdClient([shared_member.endpoint])
+        revision = await client.put("w4/k", "1")
+        watch = client.watch("w4/k", start_revision=revision)
+        await _collect(watch, 1)
+        await client.close()
+        with pytest.raises(ClientError, match="the client is closed"):
+            await anext(watch)
+        with pytest.raises(ClientError, match="the client is closed"):
+            await client.get("w4/k")
+
+    run(body())

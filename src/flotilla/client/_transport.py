@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from flotilla.client import errors
 from flotilla.client.types import TlsConfig
 from flotilla.etcd.api import rpc_pb2_grpc
 
@@ -100,6 +101,7 @@ class EndpointPool:
         self._tls = tls
         self._stubs: dict[int, Stubs] = {}
         self.current = 0
+        self.closed = False
 
     def __len__(self) -> int:
         return len(self.endpoints)
@@ -108,6 +110,10 @@ class EndpointPool:
         return self.endpoints[index].url
 
     def stubs(self, index: int) -> Stubs:
+        if self.closed:
+            raise errors.ClientError(
+                "a call", self.url(index), "the client is closed", hint="use an open EtcdClient"
+            )
         stubs = self._stubs.get(index)
         if stubs is None:
             stubs = Stubs(index, self.endpoints[index].url, self._dial(self.endpoints[index]))
@@ -130,6 +136,7 @@ class EndpointPool:
         return following
 
     async def close(self) -> None:
+        self.closed = True
         stubs, self._stubs = self._stubs, {}
         for s in stubs.values():
             await s.channel.close()

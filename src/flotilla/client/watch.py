@@ -79,6 +79,14 @@ class Watch:
                 await self._connect()
             try:
                 response = await self._call.read()
+            except asyncio.CancelledError:
+                # grpc.aio reports a call cancelled by closing its channel as CancelledError too.
+                if self._client.pool.closed and not asyncio.current_task().cancelling():
+                    await self.aclose()
+                    raise errors.ClientError(
+                        self._operation, self.endpoint, "the client is closed", hint="use an open EtcdClient"
+                    ) from None
+                raise
             except grpc.aio.AioRpcError as e:
                 if not retryable(e, idempotent=True):
                     await self.aclose()
