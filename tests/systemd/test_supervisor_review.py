@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from supervisor_harness import Unitd
 
-from flotilla.systemd import JobResult, ManagerClient, UnitStatus
+from flotilla.systemd import JobResult, JournalReader, ManagerClient, UnitStatus
 
 SH = "/bin/sh"
 JOB_GUARD_S = 20.0
@@ -344,9 +344,12 @@ def test_notify_mainpid_handover_while_running(unitd: Unitd, tmp_path: Path) -> 
     unitd.write_unit(name, f"[Service]\nType=notify\nExecStart={sys.executable} {script}\n")
     try:
         assert job(unitd, "start", name).ok
-        first = unitd.status(name).main_pid
         line = unitd.wait_journal(name, "handing over to")[0]
         child = int(line.rsplit(" ", 1)[1])
+        # The old main PID is the writer of that line (reading MainPID= after the job could race MAINPID=).
+        first = next(
+            e.pid for e in JournalReader(unitd.layout.journal_dir).entries(units=[name]) if e.message == line
+        )
         unitd.wait_for(
             lambda: not alive(first) and not os.path.exists(f"/proc/{first}"), "the old main to end"
         )

@@ -233,7 +233,7 @@ def test_notify_service_is_started_only_after_ready(unitd: Unitd, tmp_path: Path
         """,
     )
     result = unitd.start_unit("never-ready.service")
-    assert result.result == "timeout"
+    assert result.result == "failed" and "a timeout was exceeded" in result.message
     assert unitd.status("never-ready.service").result == "timeout"
     assert not unitd.unit_pids("never-ready.service")
 

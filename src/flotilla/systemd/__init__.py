@@ -8,12 +8,14 @@ journal keeps every line a unit writes.
 from .client import ManagerClient
 from .daemon import run_daemon, serve
 from .errors import ManagerUnavailable, NoSuchUnit, SystemdError, UnitNotLoaded
+from .fake import FakeUnitManager
 from .journal import Journal, JournalEntry, JournalReader, LineSplitter, format_entry
 from .layout import Layout
 from .manager import Manager
 from .protocol import JobResult, UnitManager, UnitStatus
 
 __all__ = [
+    "FakeUnitManager",
     "JobResult",
     "Journal",
     "JournalEntry",

@@ -16,6 +16,7 @@ from typing import Any
 
 from flotilla.systemd.layout import Layout
 from flotilla.units import (
+    UNIT_SUFFIXES,
     SpecifierContext,
     UnitError,
     UnitFile,
@@ -53,8 +54,8 @@ class LoadedUnit:
 
 
 def normalize_unit_name(name: str) -> str:
-    """``m`` means ``m.service``, as systemctl assumes."""
-    return name if "." in name.rsplit("@", 1)[-1] or name.endswith(".service") else f"{name}.service"
+    """``m`` (or ``web.v2``: "v2" is no unit type) means ``m.service``, as systemctl mangles names."""
+    return name if "." in name and name.rsplit(".", 1)[-1] in UNIT_SUFFIXES else f"{name}.service"
 
 
 def _find_fragment(layout: Layout, name: str) -> Path | None:
@@ -122,10 +123,11 @@ def load_unit(layout: Layout, name: str, specifiers: SpecifierContext) -> Loaded
         return LoadedUnit(name, "masked", fragment_path=str(fragment), unit_file_state="masked")
     dropin_names = list(reversed(search))
     dropins = _dropins(layout, dropin_names)
+    sources: list[tuple[str, str]] = []
     try:
         text = fragment.read_text()
         unit = parse_unit_text(text, str(fragment))
-        sources = [(str(fragment), text)]
+        sources.append((str(fragment), text))
         extra = []
         for path in dropins:
             dropin_text = path.read_text()
@@ -135,8 +137,10 @@ def load_unit(layout: Layout, name: str, specifiers: SpecifierContext) -> Loaded
         config = service_config(unit, name, replace(specifiers, unit_name=name))
     except (OSError, UnicodeDecodeError) as error:
         return LoadedUnit(name, "error", load_error=f"{fragment}: {error}", fragment_path=str(fragment))
-    except UnitError as error:
-        return LoadedUnit(name, "bad-setting", load_error=str(error), fragment_path=str(fragment))
+    except UnitError as error:  # `systemctl cat` still shows the files
+        return LoadedUnit(
+            name, "bad-setting", load_error=str(error), fragment_path=str(fragment), sources=sources
+        )
     return LoadedUnit(
         name,
         "loaded",

@@ -215,14 +215,16 @@ class Manager:
         if refusal is not None:
             return refusal
         members = self._closure([name], _PULLED)
-        for member in members:
-            if member != name and member in self._strong_closure(name) and self._runtime(member) is None:
-                loaded = self._load(member)
-                message = (
-                    f"Unit {member} {'not found' if loaded.load_state == 'not-found' else 'failed to load'}."
-                )
-                return JobResult(name, "start", "dependency", message)
-        results = await self._run_start_jobs(members)
+        broken = self._unstartable(members)
+        if name in broken:
+            missing = sorted(
+                m for m in members if self._runtime(m) is None and m in self._strong_closure(name)
+            )
+            loaded = self._load(missing[0]) if missing else None
+            what = "not found" if loaded is None or loaded.load_state == "not-found" else "failed to load"
+            return JobResult(name, "start", "dependency", f"Unit {missing[0] if missing else name} {what}.")
+        # A unit only wanted, whose own requirement cannot load, is left out; the rest starts (systemd).
+        results = await self._run_start_jobs(members - broken)
         return JobResult(name, "start", results[name], self._failure_message(name, results[name]))
 
     async def stop_unit(self, name: str) -> JobResult:
@@ -263,6 +265,8 @@ class Manager:
             return ""
         if result == "dependency":
             return f"A dependency job for {name} failed. See 'journalctl -xe' for details."
+        if result == "canceled":
+            return f"Job for {name} canceled."
         runtime = self._runtimes.get(name)
         cause = {
             "exit-code": "the control process exited with error code",
@@ -277,6 +281,20 @@ class Manager:
             f'Job for {name} failed because {cause}.\nSee "systemctl status {name}" and "journalctl -xe" '
             "for details."
         )
+
+    def _unstartable(self, members: set[str]) -> set[str]:
+        """Members that cannot load, and every member that Requires/BindsTo one of them (transitively)."""
+        broken = {m for m in members if self._runtime(m) is None}
+        changed = True
+        while changed:
+            changed = False
+            for member in members - broken:
+                if set(self._deps(member, _STRONG)) & broken or any(
+                    self._runtime(d) is None for d in self._deps(member, _STRONG)
+                ):
+                    broken.add(member)
+                    changed = True
+        return broken
 
     def _closure(self, roots: Iterable[str], kinds: Iterable[str]) -> set[str]:
         kinds = tuple(kinds)
@@ -387,7 +405,7 @@ class Manager:
                 task.add_done_callback(self._background.discard)
 
     async def kill_unit(self, name: str, signal_number: int) -> None:
-        runtime = self._runtimes.get(normalize_unit_name(name))
+        runtime = self._runtime(normalize_unit_name(name))
         if runtime is None:
             raise NoSuchUnit(normalize_unit_name(name))
         runtime.kill(signal_number)
@@ -461,6 +479,7 @@ class Manager:
         self._loaded.pop(source.name, None)
 
     async def unlink_unit_file(self, name: str) -> None:
+        name = normalize_unit_name(name)
         for directory in (self.layout.run_units, self.layout.etc_units):
             link = directory / name
             if link.is_symlink():

@@ -277,7 +277,10 @@ class ProcessTracker:
     def _carries_tag(self, pid: int, unit: str) -> bool:
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
-                return f"{_TAG_VARIABLE}={self.tag(unit)}".encode() in f.read().split(b"\0")
+                environ = f.read()
+            # Empty while the kernel is still inside execve (seen right after Popen returns): not known yet,
+            # so it stays the unit's rather than escaping a stop sent a few milliseconds after the start.
+            return not environ or f"{_TAG_VARIABLE}={self.tag(unit)}".encode() in environ.split(b"\0")
         except OSError:
             return False
 

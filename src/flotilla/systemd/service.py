@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import pwd
 import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -83,6 +85,7 @@ class ServiceRuntime:
         self._stop_requested = asyncio.Event()
         self._restart_now = asyncio.Event()
         self._state_event = asyncio.Event()  # set and replaced on every state change
+        self._finished_start = False  # this activation's start phase ran to its end
         self._env: dict[str, str] = {}
         self._start_times: deque[float] = deque()
         self._ready: asyncio.Future[None] | None = None
@@ -110,6 +113,7 @@ class ServiceRuntime:
                 self._set_state("failed", "failed")
                 return "failed"
             self.result = "success"
+            self._finished_start = False
             self._stop_requested = asyncio.Event()
             self._restart_now = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._lifecycle(), name=f"unit:{self.name}")
@@ -197,9 +201,12 @@ class ServiceRuntime:
             if self._task is None or self._task.done() or self.sub_state == "auto-restart":
                 break
             await self._state_event.wait()
+        if self._stop_requested.is_set() and not self._finished_start:
+            return "canceled"  # a stop job replaced this start job ("Job for x.service canceled.")
         if self.result == "success" and self.sub_state != "auto-restart":
             return "done"  # a oneshot that ran to completion
-        return "timeout" if self.result == "timeout" else "failed"
+        # A start that timed out fails the job too: the job result "timeout" is JobTimeoutSec's, not ours.
+        return "failed"
 
     def _start_limit_allows(self) -> bool:
         interval, burst = self.config.start_limit_interval_s, self.config.start_limit_burst
@@ -225,10 +232,14 @@ class ServiceRuntime:
                 started = False
                 try:
                     started = await self._start_phase()
+                    self._finished_start = started
                     if started:
                         await self._running_phase()
                 except _Stop:
                     pass
+                except Exception as error:  # noqa: BLE001 - a unit must never end "dead, success" silently
+                    self.ctx.log(self.name, f"{self.name}: Failed to run: {error!r}", 3)
+                    self._fail("resources")
                 await self._stop_phase(started)
                 if self._stop_requested.is_set() or not self._should_restart():
                     break
@@ -236,6 +247,9 @@ class ServiceRuntime:
                     break
         finally:
             self._close_notify()
+            if self._main_exit is not None and not self._main_exit.done():
+                self._main_exit.cancel()  # a control-group watcher (forking without a main PID)
+            self._main_exit = None
             self.main_pid = self.control_pid = 0
             final = ("failed", "failed") if self.result != "success" else ("inactive", "dead")
             if self.result != "success":
@@ -309,8 +323,9 @@ class ServiceRuntime:
             self._set_state("activating", "start-post")
             for command in config.exec_start_post:
                 if not await self._run_control(command, self._with_mainpid(env), deadline, "start-post"):
+                    # The start failed: ExecStop is skipped, the main process is killed (stop-sigterm).
                     self.ctx.log(self.name, f"Failed to start {self._description()}.", 3)
-                    return True  # the main process runs: the stop path with ExecStop applies
+                    return False
         if config.type == "oneshot" and not config.remain_after_exit:
             self.ctx.log(self.name, f"Finished {self._description()}.")
             return True
@@ -351,38 +366,51 @@ class ServiceRuntime:
             return await self._start_timed_out()
         parent = self.main_pid
         self.main_pid = 0
-        if not self._is_clean(status, parent=True):
+        if not self._is_clean(status) and not self._main_forgiven():
             self._main_exited(status, parent)
             return False
         pid = self._read_pid_file() if self.config.pid_file else self._guess_main_pid()
         if pid:
             self._set_main(pid)
         else:
-            self._main_exit = None
+            # No main PID known: the service runs as long as its control group has processes.
+            self._main_exit = asyncio.ensure_future(self._until_empty())
         return True
+
+    async def _until_empty(self) -> ExitStatus:
+        await self.ctx.tracker.wait_empty(self.name, None)
+        return ExitStatus("exited", 0)
+
+    def _main_forgiven(self) -> bool:
+        """ExecStart=-...: a failure of the main process counts as success (systemd.service(5))."""
+        return bool(self.config.exec_start) and self.config.exec_start[0].ignore_failure
 
     async def _wait_ready(self, deadline: float | None) -> bool:
         assert self._ready is not None and self._main_exit is not None
-        waiters = {self._ready, self._main_exit}
-        remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-        stop = asyncio.ensure_future(self._stop_requested.wait())
-        try:
-            done, _ = await asyncio.wait(
-                waiters | {stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop.cancel()
-        if stop in done:
-            raise _Stop
-        if self._ready.done():
-            return True
-        if self._main_exit.done():
-            status = self._main_exit.result()
-            self._main_exited(status, self.main_pid)
+        loop = asyncio.get_running_loop()
+        while True:
+            main_exit = self._main_exit
+            assert main_exit is not None
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            stop = asyncio.ensure_future(self._stop_requested.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {self._ready, main_exit, stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stop.cancel()
+            if stop in done:
+                raise _Stop
+            if self._ready.done():
+                return True
+            if not main_exit.done():
+                return await self._start_timed_out()
+            if main_exit is not self._main_exit:
+                continue  # MAINPID= handed the service to another process: wait for that one
+            self._main_exited(main_exit.result(), self.main_pid)
             if self.result == "success":
                 self._fail("protocol")  # exited cleanly without ever saying READY=1
             return False
-        return await self._start_timed_out()
 
     async def _start_timed_out(self) -> bool:
         self.ctx.log(self.name, f"{self.name}: Start operation timed out. Terminating.", 3)
@@ -396,7 +424,11 @@ class ServiceRuntime:
                 return
             await self._stop_requested.wait()  # active (exited): nothing runs, the unit stays up
             return
-        status = await self._wait(self._main_exit, None)
+        while True:
+            main_exit = self._main_exit
+            status = await self._wait(main_exit, None)
+            if main_exit is self._main_exit:
+                break  # else MAINPID= moved the service to another process while we waited
         assert status is not None
         pid = self.main_pid
         self.main_pid = 0
@@ -408,11 +440,14 @@ class ServiceRuntime:
     def _main_exited(self, status: ExitStatus, pid: int) -> None:
         self.exec_main = status
         self._main_exit = None
-        level = 6 if self._is_clean(status) else 4
-        self.ctx.log(
-            self.name, f"{self.name}: Main process exited, code={status.code}, {status.describe()}", level
-        )
-        if not self._is_clean(status):
+        clean = self._is_clean(status)
+        if pid:
+            self.ctx.log(
+                self.name,
+                f"{self.name}: Main process exited, code={status.code}, {status.describe()}",
+                6 if clean else 4,
+            )
+        if not clean and not self._main_forgiven():
             self._fail({"exited": "exit-code", "killed": "signal", "dumped": "core-dump"}[status.code])
 
     async def _stop_phase(self, started: bool) -> None:
@@ -450,7 +485,8 @@ class ServiceRuntime:
         config, tracker = self.config, self.ctx.tracker
         main = self.main_pid
         mode = config.kill_mode
-        if mode == "none" and not main:
+        if mode == "none":  # systemd.kill(5): no process is killed; what runs is left running
+            self._collect_main_exit()
             return
         everything = mode == "control-group"
 
@@ -573,10 +609,10 @@ class ServiceRuntime:
                 self._kill_control(pid)
                 status = await exit_future
                 self._fail("timeout")
-                return command.ignore_failure
+                return False  # '-' forgives exit codes and signals, never a timeout
         if main:
             self.exec_main = status
-        if self._is_clean(status) or command.ignore_failure:
+        if self._is_clean(status, strict=True) or command.ignore_failure:
             return True
         kind = "Main" if main else "Control"
         self.ctx.log(
@@ -634,10 +670,12 @@ class ServiceRuntime:
             return env.get("HOME", "/")
         return directory
 
-    def _is_clean(self, status: ExitStatus, *, parent: bool = False) -> bool:
+    def _is_clean(self, status: ExitStatus, *, strict: bool = False) -> bool:
+        """A clean end: exit 0 or SuccessExitStatus=; SIGHUP/INT/TERM/PIPE too, except for control commands
+        and oneshot services (``strict``), as systemd.service(5) says of SuccessExitStatus=."""
         config = self.config
         if status.is_signal:
-            return status.status in _CLEAN_SIGNALS or status.status in config.success_signals
+            return (not strict and status.status in _CLEAN_SIGNALS) or status.status in config.success_signals
         return status.status == 0 or status.status in config.success_exit_status
 
     def _read_pid_file(self) -> int:
@@ -717,7 +755,10 @@ class ServiceRuntime:
         return env
 
     def _notify_path(self) -> Path:
-        return self.ctx.notify_dir / f"{self.ctx.tracker.tag(self.name).replace(':', '-')}.sock"
+        """A short path: a unix socket address holds at most 107 bytes, whatever the unit's name."""
+        name = hashlib.sha1(self.ctx.tracker.tag(self.name).encode()).hexdigest()[:16] + ".sock"
+        path = self.ctx.notify_dir / name
+        return path if len(str(path)) <= 100 else Path(tempfile.gettempdir()) / f"flotilla-notify-{name}"
 
     def _open_notify(self) -> None:
         if self._notify is None:

@@ -10,7 +10,7 @@ from .environment import (
 from .errors import FleetOptionsError, UnitError, UnitFileError, UnitNameError
 from .execline import ExecCommand, ExecWord, parse_exec_value, replace_env
 from .hash import parse_unit_text_fleet, unit_hash
-from .names import UnitName, escape_name, parse_unit_name, unescape_name
+from .names import UNIT_SUFFIXES, UnitName, escape_name, parse_unit_name, unescape_name
 from .service import ExitStatusSet, ServiceConfig, parse_signal, service_config
 from .specifiers import SpecifierContext, expand_specifiers
 from .timespan import parse_timespan
@@ -25,6 +25,7 @@ from .xfleet import (
 )
 
 __all__ = [
+    "UNIT_SUFFIXES",
     "ExecCommand",
     "ExecWord",
     "ExitStatusSet",
