@@ -61,6 +61,8 @@ class EtcdClient:
 
     ``timeout_s`` is each call's deadline unless the call says otherwise; ``tls`` configures https://
     endpoints (and host:port ones); ``username``/``password`` authenticate when the cluster has auth on.
+    Channels are opened on first use and belong to that event loop: use a client within one loop, and
+    leave ``keep_alive`` blocks and watches before closing it.
     """
 
     def __init__(
