@@ -1,0 +1,244 @@
+"""fleet's agent: one per machine, it makes the local unit manager run what the registry targets here.
+
+Presence is a machine key under a lease the agent keeps alive. Each reconcile reads one snapshot and the
+local manager's view of the units fleet loaded here (the unit files in ``units_dir``), plans with the
+pure ``plan_agent``, applies the tasks through the ``UnitManager`` Protocol, and publishes each unit's
+LOAD/ACTIVE/SUB under the lease (only what changed). It runs on registry changes and every
+``reconcile_interval_s`` (unit states change without registry events).
+
+What it does better than fleet: a store blip shorter than the lease TTL stops nothing (fleet #1145:
+nothing is stopped on an error, only when the lease is known lost); a restarted agent finds its units
+running with the right hash and leaves them alone (#723, #1621); and when its lease is lost the agent
+stops its singleton units itself, because the engine is about to run them elsewhere — so a unit runs
+twice for at most about one TTL after a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from flotilla.client import ClientError
+from flotilla.fleet.agent_plan import AgentPlan, AgentTask, plan_agent
+from flotilla.fleet.engine import _sleep_or, _until_first
+from flotilla.fleet.model import Machine, Unit, UnitState
+from flotilla.fleet.planner import global_units_for
+from flotilla.fleet.registry import Registry, RegistrySnapshot
+from flotilla.systemd import JobResult, UnitManager
+from flotilla.units import UnitError, parse_unit_text_fleet, unit_hash
+
+__all__ = ["Agent"]
+
+log = logging.getLogger("flotilla.fleet.agent")
+
+_DEBOUNCE_S = 0.02
+
+
+class Agent:
+    def __init__(
+        self,
+        registry: Registry,
+        manager: UnitManager,
+        machine: Machine,
+        units_dir: Path,
+        *,
+        ttl_s: int = 2,
+        reconcile_interval_s: float = 1.0,
+    ) -> None:
+        self.registry = registry
+        self.manager = manager
+        self.machine = machine
+        self.units_dir = units_dir
+        self.ttl_s = ttl_s
+        self.reconcile_interval_s = reconcile_interval_s
+        self.registered = asyncio.Event()
+        self._started: set[str] = set()
+        self._published: dict[str, tuple[UnitState, str]] = {}
+        self._hashes: dict[str, tuple[float, int, str]] = {}
+        self._lease_id = 0
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        client = self.registry.client
+        self.units_dir.mkdir(parents=True, exist_ok=True)
+        while not stop.is_set():
+            try:
+                lease = await client.lease_grant(self.ttl_s)
+                await self.registry.register_machine(self.machine, lease.id)
+                self._lease_id = lease.id
+                self._published.clear()  # the new lease holds none of our states yet
+                async with client.keep_alive(lease.id) as keepalive:
+                    self.registered.set()
+                    log.info(
+                        "agent %s: registered (lease %x, ttl %ds)",
+                        self.machine.short_id,
+                        lease.id,
+                        self.ttl_s,
+                    )
+                    await _until_first(stop.wait, keepalive.lost.wait, lambda: self._reconcile_loop(stop))
+                    if keepalive.lost.is_set() and not stop.is_set():
+                        self.registered.clear()
+                        log.warning("agent %s: lease lost (%s): stopping singleton units",
+                                    self.machine.short_id, keepalive.reason)  # fmt: skip
+                        await self._stop_singletons()
+            except (TimeoutError, ClientError) as error:
+                log.warning("agent %s: store unavailable: %s", self.machine.short_id, error)
+                await _sleep_or(stop, min(1.0, self.ttl_s / 2))
+
+    async def _reconcile_loop(self, stop: asyncio.Event) -> None:
+        changed = asyncio.Event()
+        changed.set()
+        watcher = asyncio.ensure_future(self._watch(changed))
+        try:
+            while not stop.is_set():
+                await _sleep_or(changed, self.reconcile_interval_s)
+                changed.clear()
+                await asyncio.sleep(_DEBOUNCE_S)
+                try:
+                    await self.reconcile()
+                except (TimeoutError, ClientError) as error:
+                    log.warning("agent %s: reconcile failed: %s", self.machine.short_id, error)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClientError):
+                await watcher
+
+    async def _watch(self, changed: asyncio.Event) -> None:
+        while True:
+            try:
+                revision = (await self.registry.snapshot()).cluster.revision
+                async for _ in self.registry.changes(revision + 1):
+                    changed.set()
+            except (TimeoutError, ClientError) as error:
+                log.warning("agent %s: watch failed, retrying: %s", self.machine.short_id, error)
+                await asyncio.sleep(self.reconcile_interval_s)
+
+    # ------------------------------------------------------------------ one reconcile
+
+    def desired(self, snapshot: RegistrySnapshot) -> dict[str, tuple[Unit, str]]:
+        cluster = snapshot.cluster
+        mine = {name for name, machine in cluster.targets.items() if machine == self.machine.id}
+        wanted: dict[str, tuple[Unit, str]] = {}
+        for unit in cluster.units:
+            if unit.name in mine and not unit.is_global:
+                wanted[unit.name] = (unit, unit.desired_state)
+        machine = cluster.machine(self.machine.id) or self.machine
+        for unit in global_units_for(machine, cluster.units, mine):
+            wanted[unit.name] = (unit, unit.desired_state)
+        return wanted
+
+    async def current(self) -> dict[str, UnitState | None]:
+        names = (
+            sorted(p.name for p in self.units_dir.iterdir() if p.is_file()) if self.units_dir.exists() else []
+        )
+        statuses = await asyncio.gather(*(self.manager.unit_status(name) for name in names))
+        current: dict[str, UnitState | None] = {}
+        for name, status in zip(names, statuses, strict=True):
+            current[name] = UnitState(
+                name, self.machine.id, status.load_state, status.active_state, status.sub_state,
+                self._file_hash(name),
+            )  # fmt: skip
+        return current
+
+    def _file_hash(self, name: str) -> str:
+        path = self.units_dir / name
+        try:
+            stat = path.stat()
+            cached = self._hashes.get(name)
+            if cached and cached[:2] == (stat.st_mtime, stat.st_size):
+                return cached[2]
+            digest = unit_hash(parse_unit_text_fleet(path.read_text(), str(path)))
+        except (OSError, UnitError):
+            return ""
+        self._hashes[name] = (stat.st_mtime, stat.st_size, digest)
+        return digest
+
+    async def reconcile(self) -> AgentPlan:
+        snapshot = await self.registry.snapshot()
+        desired = self.desired(snapshot)
+        plan = plan_agent(self.machine.id, desired, await self.current(), self._started)
+        if plan.tasks:
+            await self._apply(plan)
+            log.info("%s", plan.summary())
+        await self._publish(desired)
+        return plan
+
+    async def _apply(self, plan: AgentPlan) -> None:
+        by_kind: dict[str, list[AgentTask]] = {}
+        for task in plan.tasks:
+            by_kind.setdefault(task.kind, []).append(task)
+        await asyncio.gather(*(self._stop(t.unit_name) for t in by_kind.get("stop", [])))
+        for task in by_kind.get("unload", []):
+            await self._unload(task.unit_name)
+        for task in by_kind.get("load", []):
+            await self._load(task)
+        if by_kind.get("reload"):
+            await self.manager.daemon_reload()
+        await asyncio.gather(*(self._start(t.unit_name) for t in by_kind.get("start", [])))
+
+    async def _stop(self, name: str) -> None:
+        await self.manager.stop_unit(name)
+        self._started.discard(name)
+
+    async def _unload(self, name: str) -> None:
+        await self.manager.unlink_unit_file(name)
+        with contextlib.suppress(FileNotFoundError):
+            (self.units_dir / name).unlink()
+        self._hashes.pop(name, None)
+        self._started.discard(name)
+        if self._published.pop(name, None) is not None:
+            await self.registry.remove_state(name, self.machine.id)
+
+    async def _load(self, task: AgentTask) -> None:
+        assert task.unit is not None
+        path = self.units_dir / task.unit_name
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(task.unit.text)
+        tmp.replace(path)  # never a half-written unit file
+        await self.manager.link_unit_file(str(path), runtime=True)
+
+    async def _start(self, name: str) -> JobResult:
+        result = await self.manager.start_unit(name)
+        if result.result != "invalid":
+            self._started.add(name)  # it ran; whether it runs again is its Restart= policy's call
+        if not result.ok:
+            log.warning(
+                "agent %s: start of %s: %s %s", self.machine.short_id, name, result.result, result.message
+            )
+        return result
+
+    async def _publish(self, desired: dict[str, tuple[Unit, str]]) -> None:
+        current = await self.current()
+        for name, (_unit, state) in desired.items():
+            now = current.get(name)
+            if now is None or state == "inactive":
+                continue
+            fleet_state = "launched" if state == "launched" and now.active_state != "inactive" else "loaded"
+            if self._published.get(name) == (now, fleet_state):
+                continue
+            await self.registry.publish_state(now, self.machine, fleet_state, self._lease_id)
+            self._published[name] = (now, fleet_state)
+        for name in list(self._published):
+            if name not in desired:
+                await self.registry.remove_state(name, self.machine.id)
+                del self._published[name]
+
+    async def _stop_singletons(self) -> None:
+        """The lease is gone: the engine will place this machine's units elsewhere. Stop the non-global
+        ones here so none runs twice for longer than about one TTL."""
+        current = await self.current()
+        names = [n for n, s in current.items() if s is not None and s.active_state != "inactive"]
+        try:
+            snapshot = await asyncio.wait_for(self.registry.snapshot(), 1.0)
+            globals_ = {u.name for u in snapshot.cluster.units if u.is_global}
+        except (TimeoutError, ClientError):
+            globals_ = set()  # cannot tell: a global unit file says so itself
+            for name in names:
+                with contextlib.suppress(OSError, UnitError):
+                    if Unit.from_text(name, (self.units_dir / name).read_text()).is_global:
+                        globals_.add(name)
+        await asyncio.gather(*(self._stop(n) for n in names if n not in globals_))
+        self._published.clear()

@@ -1,0 +1,146 @@
+"""fleet's engine: one leader at a time places units on machines.
+
+Leadership is a key created under a lease (``Registry.campaign``); the leader keeps the lease alive and
+stops leading the moment the lease is lost. While it leads it reconciles on every registry change (a
+watch, debounced) and at least every ``reconcile_interval_s``: read one snapshot, plan with the pure
+``plan_schedule``, write the plan (every unschedule before any schedule), report one line when it did
+something (STYLE 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from flotilla.client import ClientError
+from flotilla.fleet.planner import SchedulePlan, plan_schedule
+from flotilla.fleet.registry import Registry
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("flotilla.fleet.engine")
+
+_DEBOUNCE_S = 0.02
+_WRITE_CONCURRENCY = 64
+
+
+class Engine:
+    def __init__(
+        self,
+        registry: Registry,
+        machine_id: str,
+        *,
+        reconcile_interval_s: float = 2.0,
+        lease_ttl_s: int | None = None,
+    ) -> None:
+        self.registry = registry
+        self.machine_id = machine_id
+        self.reconcile_interval_s = reconcile_interval_s
+        # fleet: the leader lease lasts five reconcile intervals (10 s by default)
+        self.lease_ttl_s = lease_ttl_s or max(2, round(reconcile_interval_s * 5))
+        self.is_leader = asyncio.Event()
+        self.last_plan: SchedulePlan | None = None
+        self._reported: dict[str, str] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Campaign, lead while the lease lives, campaign again; until ``stop``."""
+        client = self.registry.client
+        while not stop.is_set():
+            try:
+                lease = await client.lease_grant(self.lease_ttl_s)
+                async with client.keep_alive(lease.id) as keepalive:
+                    if await self.registry.campaign(self.machine_id, lease.id):
+                        log.info("engine %s: leading (lease %x)", self.machine_id[:8], lease.id)
+                        self.is_leader.set()
+                        try:
+                            await _until_first(stop.wait, keepalive.lost.wait, lambda: self._lead(stop))
+                        finally:
+                            self.is_leader.clear()
+                            with contextlib.suppress(ClientError, asyncio.TimeoutError):
+                                await client.lease_revoke(lease.id)  # hand over at once, not after a TTL
+                        if keepalive.lost.is_set():
+                            log.warning(
+                                "engine %s: lost leadership: %s", self.machine_id[:8], keepalive.reason
+                            )
+                        continue
+                    await client.lease_revoke(lease.id)
+            except (TimeoutError, ClientError) as error:
+                log.warning("engine %s: store unavailable: %s", self.machine_id[:8], error)
+            await _sleep_or(stop, self.reconcile_interval_s)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        changed = asyncio.Event()
+        changed.set()
+        watcher = asyncio.ensure_future(self._watch(changed))
+        try:
+            while not stop.is_set():
+                await _sleep_or(changed, self.reconcile_interval_s)
+                changed.clear()
+                await asyncio.sleep(_DEBOUNCE_S)  # let a burst of changes land in one snapshot
+                try:
+                    await self.reconcile()
+                except (TimeoutError, ClientError) as error:
+                    log.warning("engine: reconcile failed: %s", error)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClientError):
+                await watcher
+
+    async def _watch(self, changed: asyncio.Event) -> None:
+        while True:
+            try:
+                snapshot_revision = (await self.registry.snapshot()).cluster.revision
+                async for _ in self.registry.changes(snapshot_revision + 1):
+                    changed.set()
+            except (TimeoutError, ClientError) as error:
+                log.warning("engine: watch failed, retrying: %s", error)
+                await asyncio.sleep(self.reconcile_interval_s)
+
+    async def reconcile(self) -> SchedulePlan:
+        snapshot = await self.registry.snapshot()
+        plan = plan_schedule(snapshot.cluster)
+        await _bounded([lambda u=u: self.registry.unschedule(u.unit, u.machine_id) for u in plan.unschedule])
+        await _bounded([lambda p=p: self.registry.schedule(p.unit, p.machine_id) for p in plan.schedule])
+        reasons = dict(plan.unschedulable)
+        await self.registry.report_unschedulable(snapshot.unschedulable, reasons)
+        if plan.schedule or plan.unschedule or reasons != self._reported:
+            log.info("engine: %s (revision %d)", plan.summary(), snapshot.cluster.revision)
+        self._reported = reasons
+        self.last_plan = plan
+        return plan
+
+
+async def _bounded(calls: list[Callable[[], Awaitable[object]]]) -> None:
+    """Run the writes with at most _WRITE_CONCURRENCY in flight (10,000 placements are 10,000 txns)."""
+    semaphore = asyncio.Semaphore(_WRITE_CONCURRENCY)
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        async with semaphore:
+            await call()
+
+    if calls:
+        async with asyncio.TaskGroup() as group:
+            for call in calls:
+                group.create_task(one(call))
+
+
+async def _sleep_or(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+async def _until_first(*makers: Callable[[], Awaitable[object]]) -> None:
+    """Run the coroutines together until the first one returns; cancel the rest."""
+    tasks = [asyncio.ensure_future(make()) for make in makers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ClientError):
+                await task
