@@ -20,6 +20,7 @@ _SUBCOMMAND_MODULES = (
     "flotilla.cli.systemd",
     "flotilla.cli.systemctl",
     "flotilla.cli.journalctl",
+    "flotilla.cli.fleetd",
 )
 
 

@@ -33,13 +33,17 @@ class Engine:
         machine_id: str,
         *,
         reconcile_interval_s: float = 2.0,
-        lease_ttl_s: int | None = None,
+        lease_ttl_s: int = 2,
+        campaign_interval_s: float = 0.5,
     ) -> None:
         self.registry = registry
         self.machine_id = machine_id
         self.reconcile_interval_s = reconcile_interval_s
-        # fleet: the leader lease lasts five reconcile intervals (10 s by default)
-        self.lease_ttl_s = lease_ttl_s or max(2, round(reconcile_interval_s * 5))
+        # fleet's leader lease lasted five reconcile intervals (10 s): a dead leader's machine then kept its
+        # units unplaced that long. Ours lasts as long as a machine's presence, and the others campaign
+        # every campaign_interval_s, so a new leader is there by the time the dead machine's lease expires.
+        self.lease_ttl_s = lease_ttl_s
+        self.campaign_interval_s = campaign_interval_s
         self.is_leader = asyncio.Event()
         self.last_plan: SchedulePlan | None = None
         self._reported: dict[str, str] = {}
@@ -68,7 +72,7 @@ class Engine:
                     await client.lease_revoke(lease.id)
             except (TimeoutError, ClientError) as error:
                 log.warning("engine %s: store unavailable: %s", self.machine_id[:8], error)
-            await _sleep_or(stop, self.reconcile_interval_s)
+            await _sleep_or(stop, self.campaign_interval_s)
 
     async def _lead(self, stop: asyncio.Event) -> None:
         changed = asyncio.Event()
