@@ -1,22 +1,34 @@
-"""fleet: the cluster scheduler. The pure cores live here — the model, the engine's planner and the
-agent's planner; the registry, engine and agent loops build on them."""
+"""fleet: the cluster scheduler. The pure cores — the model, the engine's planner and the agent's
+planner — and the loops built on them: the registry in the store, the engine, the agent, fleetd's config."""
 
+from .agent import Agent
 from .agent_plan import AgentPlan, AgentTask, plan_agent
+from .config import ConfigError, FleetConfig, load_config
+from .engine import Engine
 from .model import ClusterSnapshot, FrozenMapping, Machine, Unit, UnitState
 from .planner import Placement, SchedulePlan, Unscheduling, global_units_for, plan_schedule
+from .registry import Registry, RegistrySnapshot, StateRecord
 
 __all__ = [
+    "Agent",
     "AgentPlan",
     "AgentTask",
     "ClusterSnapshot",
+    "ConfigError",
+    "Engine",
+    "FleetConfig",
     "FrozenMapping",
     "Machine",
     "Placement",
+    "Registry",
+    "RegistrySnapshot",
     "SchedulePlan",
+    "StateRecord",
     "Unit",
     "UnitState",
     "Unscheduling",
     "global_units_for",
+    "load_config",
     "plan_agent",
     "plan_schedule",
 ]
