@@ -234,7 +234,7 @@ class _Api:
             page["nextPageToken"] = next_token.encode()
         return _json_response(200, page)
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    async def serve_metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -365,7 +365,7 @@ def create_app(registry: Registry, *, token_limit: int = 100, version: str) -> w
         app.router.add_route("*", f"{prefix}/units", api.units)
         app.router.add_route("*", prefix + "/units/{name:[^/]+}", api.unit)
         app.router.add_route("*", prefix, api.not_allowed)
-    app.router.add_route("*", "/metrics", api.metrics)
+    app.router.add_route("*", "/metrics", api.serve_metrics)
     app.router.add_route("*", "/{tail:.*}", api.not_found)
     return app
 
