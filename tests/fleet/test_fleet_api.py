@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from flotilla.client import EtcdClient
 from flotilla.fleet.api import create_app
+from flotilla.fleet.api_schema import PageToken, PageTokenError, go_json
 from flotilla.fleet.model import Machine, UnitState
 from flotilla.fleet.registry import Registry
 from flotilla.ports import free_port
@@ -474,3 +475,67 @@ def test_empty_lists_are_empty_objects(member):
                 assert (response.status, await response.text()) == (200, "{}")
 
     run(body())
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+def test_a_newline_in_a_value_cannot_smuggle_options_into_the_unit(member):
+    async def body():
+        async with fleet_api(member.endpoint) as (http, registry):
+            sneaky = [
+                {"section": "Service", "name": "ExecStart", "value": "/bin/true\n[X-Fleet]\nGlobal=true"}
+            ]
+            response = await put_unit(http, "n.service", {"desiredState": "launched", "options": sneaky})
+            assert response.status == 400
+            assert "cannot be stored as one unit-file line" in (await error_of(response))["message"]
+            assert (await registry.snapshot()).cluster.units == ()
+
+    run(body())
+
+
+def test_options_come_back_grouped_by_section_as_fleet_stores_them(member):
+    async def body():
+        async with fleet_api(member.endpoint) as (http, _):
+            options = [
+                {"section": "Unit", "name": "Description", "value": "  spaced  "},
+                {"section": "Service", "name": "ExecStart", "value": "/bin/true"},
+                {"section": "Unit", "name": "After", "value": "a.service"},
+                {"section": "Service", "name": "Environment", "value": ""},
+            ]
+            assert (await put_unit(http, "o.service", {"options": options})).status == 201
+            got = (await (await http.get(f"{V1}/units/o.service")).json())["options"]
+            # Serialize groups sections; go-systemd's reader trims blanks; omitempty drops the empty value.
+            assert got == [
+                {"name": "Description", "section": "Unit", "value": "spaced"},
+                {"name": "After", "section": "Unit", "value": "a.service"},
+                {"name": "ExecStart", "section": "Service", "value": "/bin/true"},
+                {"name": "Environment", "section": "Service"},
+            ]
+
+    run(body())
+
+
+def test_a_body_over_the_size_limit_gets_fleets_error_shape(member):
+    async def body():
+        async with fleet_api(member.endpoint) as (http, _):
+            huge = {"options": [{"section": "Service", "name": "X", "value": "y" * 2000}] * 600}
+            response = await put_unit(http, "big.service", huge)
+            assert response.status == 413
+            assert response.headers["Server"] == f"fleetd/{VERSION}"
+            assert (await error_of(response))["code"] == 413
+
+    run(body())
+
+
+def test_go_json_escapes_what_go_escapes():
+    assert go_json({"v": "<a&b>\u2028é"}) == '{"v":"\\u003ca\\u0026b\\u003e\\u2028é"}'.encode()
+
+
+def test_page_tokens_round_trip_and_refuse_what_go_refuses():
+    assert PageToken.decode(token(7, 3)) == PageToken(7, 3)
+    assert PageToken(100, 2).encode() == "ZAACAA=="
+    assert PageToken.decode("ZAAC\nAA==") == PageToken(100, 2)  # Go skips line breaks
+    for bad in ("ZAACAA", "ZAACAA= =", "ZA+CAA==", "ZA/CAA=="):
+        with pytest.raises(PageTokenError, match="not base64url"):
+            PageToken.decode(bad)

@@ -31,7 +31,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -64,7 +64,14 @@ from flotilla.fleet.api_schema import (
 )
 from flotilla.fleet.model import DESIRED_STATES, Unit
 from flotilla.fleet.registry import Registry, RegistrySnapshot
-from flotilla.units import UnitError, UnitFile, parse_unit_name, validate_fleet_unit
+from flotilla.units import (
+    Option,
+    UnitError,
+    UnitFile,
+    parse_unit_name,
+    parse_unit_text_fleet,
+    validate_fleet_unit,
+)
 
 __all__ = ["PREFIXES", "ApiServer", "create_app", "serve_api"]
 
@@ -130,8 +137,9 @@ class _Api:
             response = _error_response(503, f"fleet server unable to communicate with etcd: {error}")
         except ClientError as error:
             response = _error_response(500, f"the registry refused {request.method} {request.path}: {error}")
-        except web.HTTPException:
-            raise
+        except web.HTTPException as error:
+            # aiohttp's own refusals (a body over client_max_size, ...) in fleet's error shape.
+            response = _error_response(error.status, error.text or error.reason)
         except Exception:  # noqa: BLE001 - one broken request must not take the API down
             log.exception("fleet API: %s %s failed", request.method, request.path)
             response = _error_response(
@@ -318,15 +326,44 @@ def _check_template(name: str, is_template: bool, desired: str) -> None:
         raise _HttpError(400, f"cannot activate template {go_quote(name)}")
 
 
-def _unit_from_options(name: str, options) -> Unit:
+def _unit_from_options(name: str, options: Sequence[Option]) -> Unit:
     """The unit fleet would store for these options; 400 with fleet's message if fleet refuses them."""
     unit_file = UnitFile.from_options(options, path=name)
     try:
         validate_fleet_unit(unit_file)
         # Stored as go-systemd's serialization, which is exactly what fleet hashes.
-        return Unit.from_text(name, unit_file.to_text())
+        unit = Unit.from_text(name, unit_file.to_text())
     except UnitError as error:
         raise _HttpError(400, str(error)) from None
+    _check_round_trip(name, options, unit.text)
+    return unit
+
+
+def _check_round_trip(name: str, options: Sequence[Option], text: str) -> None:
+    """Refuse options that do not read back as themselves: a newline in a value (or ``=`` in a name, ``]``
+    in a section) would otherwise smuggle other options into the stored unit. Blanks around a value are
+    fine; every reader of the unit drops them."""
+    read_back = parse_unit_text_fleet(text, path=name).options
+    first_seen = {section: i for i, section in reversed(list(enumerate(o.section for o in options)))}
+    # The text groups options by section (go-systemd's Serialize), and so does reading it back.
+    grouped = sorted(enumerate(options), key=lambda pair: first_seen[pair[1].section])
+    for position, (index, option) in enumerate(grouped):
+        again = read_back[position] if position < len(read_back) else None
+        if (
+            again is None
+            or (again.section, again.name) != (option.section, option.name)
+            or (again.value not in (option.value, option.value.strip()))
+        ):
+            raise _HttpError(
+                400,
+                f"options[{index}] ({option.section}.{option.name}) of {name} cannot be stored as one "
+                "unit-file line; end continued lines with a backslash and keep '=' out of names and ']' "
+                "out of sections",
+            )
+    if len(read_back) != len(options):
+        raise _HttpError(
+            400, f"the options of {name} read back as {len(read_back)} options, not {len(options)}"
+        )
 
 
 def _unit_json(snapshot: RegistrySnapshot, unit: Unit, *, listed: bool) -> dict[str, object]:

@@ -148,8 +148,11 @@ class PageToken:
     @classmethod
     def decode(cls, text: str) -> PageToken:
         try:
-            # Strict as Go's base64.URLEncoding: padding required, nothing outside the alphabet.
-            raw = base64.b64decode(text.translate(str.maketrans("-_", "+/")), validate=True)
+            # As Go's base64.URLEncoding: padding required, only the URL alphabet, CR and LF skipped.
+            clean = text.replace("\r", "").replace("\n", "")
+            if "+" in clean or "/" in clean:
+                raise ValueError("standard alphabet")
+            raw = base64.b64decode(clean.translate(str.maketrans("-_", "+/")), validate=True)
         except (binascii.Error, ValueError):
             raise PageTokenError(
                 f"nextPageToken {text!r} is not base64url; pass back the token of the previous page as is"
