@@ -214,7 +214,7 @@ async def _set_target_state_of_units(ctx: Context, names: list[str], state: str)
 # ---- waiting --------------------------------------------------------------------------------------
 
 
-async def _assert_unit_state(ctx: Context, name: str, state: str, reasons: dict[str, str]) -> bool:
+async def _assert_unit_state(ctx: Context, name: str, state: str) -> bool:
     """One attempt: poll until the unit reports ``state`` (then print where) or the attempt ends."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ATTEMPT_S
@@ -228,13 +228,14 @@ async def _assert_unit_state(ctx: Context, name: str, state: str, reasons: dict[
             unit = None
         if unit is not None:
             reason = unit.unschedulable_reason
-            if reason and reasons.get(name) != reason:
-                reasons[name] = reason
+            if reason and ctx.unschedulable_reasons.get(name) != reason:
+                ctx.unschedulable_reasons[name] = reason
                 ctx.stderr(f"Unit {name} cannot be scheduled: {reason}")
             # A global unit never gets a current state: its desired state is what fleetctl waits for.
             reached = unit.desired_state if unit.is_global else unit.current_state
             if reached == state:
-                message = f"Unit {name} {unit.current_state}"
+                # fleet prints the current state, empty for a global unit ("Unit g.service "): say the state.
+                message = f"Unit {name} {reached}"
                 machine = await ctx.machine(unit.machine_id) if unit.machine_id else None
                 if machine is not None:
                     message += f" on {machine_full_legend(machine, False)}"
@@ -246,13 +247,13 @@ async def _assert_unit_state(ctx: Context, name: str, state: str, reasons: dict[
 
 
 async def _check_unit_state(ctx: Context, name: str, state: str, attempts: int) -> str | None:
-    reasons: dict[str, str] = {}
     attempt = 0
     while attempts < 1 or attempt < attempts:
         attempt += 1
-        if await _assert_unit_state(ctx, name, state, reasons):
+        if await _assert_unit_state(ctx, name, state):
             return None
-    why = f" (it cannot be scheduled: {reasons[name]})" if name in reasons else ""
+    reason = ctx.unschedulable_reasons.get(name)
+    why = f" (it cannot be scheduled: {reason})" if reason else ""
     return f"timed out waiting for unit {name} to report state {state}{why}"
 
 

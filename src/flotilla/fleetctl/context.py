@@ -92,6 +92,8 @@ class Context:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     _machines: dict[str, MachineInfo] | None = None
+    # Why the engine could not place each unit, as last printed: say it again only when it changes.
+    unschedulable_reasons: dict[str, str] = field(default_factory=dict)
 
     def stdout(self, text: str) -> None:
         print(text, file=self.out, flush=True)
