@@ -9,9 +9,13 @@ its own loop — so a blocking ``fleetctl start`` sees the "engine" act while it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +28,10 @@ from flotilla.fleet.model import Machine, UnitState  # noqa: E402
 from flotilla.fleet.registry import Registry  # noqa: E402
 from flotilla.fleetctl import run  # noqa: E402
 
-__all__ = ["FleetctlResult", "Store", "start_member", "MemberProcess", "SAFETY_TIMEOUT_S"]
+__all__ = [
+    "SAFETY_TIMEOUT_S", "FleetctlResult", "MemberProcess", "Store", "fleet_api", "run_async", "run_fleetctl",
+    "start_member",
+]  # fmt: skip
 
 SAFETY_TIMEOUT_S = 45  # a hung test fails instead of hanging the suite; not a performance bound
 _prefixes = itertools.count(1)
@@ -76,6 +83,10 @@ class Store:
     async def fleetctl(self, *args: str, env: dict[str, str] | None = None) -> FleetctlResult:
         return await asyncio.to_thread(run_fleetctl, self.argv(*args), env)
 
+    async def fleetctl_api(self, endpoint: str, *args: str) -> FleetctlResult:
+        """fleetctl with its default driver (fleet's HTTP API) at ``endpoint``."""
+        return await asyncio.to_thread(run_fleetctl, [f"--endpoint={endpoint}", *args], None)
+
     # ---- the agents' and the engine's part ----
 
     async def add_machine(
@@ -111,3 +122,18 @@ class Store:
 
 def run_async(coro):
     return asyncio.run(asyncio.wait_for(coro, SAFETY_TIMEOUT_S))
+
+
+@contextlib.asynccontextmanager
+async def fleet_api(store: Store, *, token_limit: int = 100):
+    """fleet's HTTP API v1 over the store's registry on a fresh unix socket; yields its ``unix://`` URL."""
+    from flotilla.fleet.api import create_app, serve_api
+
+    directory = tempfile.mkdtemp(prefix="fleetctl-api-", dir="/tmp")  # unix socket paths are short
+    path = os.path.join(directory, "fleet.sock")
+    try:
+        app = create_app(store.registry, token_limit=token_limit, version="0.1.0")
+        async with serve_api(app, unix_path=path, tcp=None):
+            yield f"unix://{path}"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
