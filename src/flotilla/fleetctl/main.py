@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -232,8 +233,14 @@ def run(
         logging.getLogger("flotilla.fleetctl").removeHandler(handler)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point (``fleetctl = flotilla.fleetctl.main:main``)."""
+    # SIGTERM ends fleetctl as Ctrl-C does, so a `journal -f` stops the journalctl it runs.
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(run(sys.argv[1:]))
 
 
