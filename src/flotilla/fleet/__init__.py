@@ -3,6 +3,7 @@ planner — and the loops built on them: the registry in the store, the engine, 
 
 from .agent import Agent
 from .agent_plan import AgentPlan, AgentTask, plan_agent
+from .api import ApiServer, create_app, serve_api
 from .config import ConfigError, FleetConfig, load_config
 from .engine import Engine
 from .model import ClusterSnapshot, FrozenMapping, Machine, Unit, UnitState
@@ -13,6 +14,7 @@ __all__ = [
     "Agent",
     "AgentPlan",
     "AgentTask",
+    "ApiServer",
     "ClusterSnapshot",
     "ConfigError",
     "Engine",
@@ -27,8 +29,10 @@ __all__ = [
     "Unit",
     "UnitState",
     "Unscheduling",
+    "create_app",
     "global_units_for",
     "load_config",
     "plan_agent",
     "plan_schedule",
+    "serve_api",
 ]

@@ -25,6 +25,7 @@ Guarantees each method needs from the store (STYLE 6):
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class Registry:
         self.client = client
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self._parsed: dict[tuple[str, str], Unit] = {}  # (name, hash) -> parsed unit; unit text is immutable
+        self._inflight: asyncio.Future[RegistrySnapshot] | None = None
 
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
@@ -85,6 +87,13 @@ class Registry:
     # ------------------------------------------------------------------ reading
 
     async def snapshot(self) -> RegistrySnapshot:
+        """One consistent read. Callers asking while a read is in flight share it (single flight): many
+        agents in one process, woken by the same change, cost one range instead of one each."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.ensure_future(self._read_snapshot())
+        return await asyncio.shield(self._inflight)
+
+    async def _read_snapshot(self) -> RegistrySnapshot:
         kvs, revision = await self.client.get_prefix(self.prefix)
         return self._decode(kvs, revision)
 

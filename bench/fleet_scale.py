@@ -1,0 +1,158 @@
+"""fleet at scale: N units onto M machines on a real store, then failover times over K machine deaths.
+
+The store is a real `flotilla etcd` member (or Debian's etcd with `--store etcd`). The machines are light
+in-process agents — the real `Agent` and `Engine` classes over one shared client, each agent with an
+in-memory unit manager (`FakeUnitManager`) instead of processes — as the issue allows. Every machine also
+runs an engine candidate, so the leader can die too.
+
+- converge: from the first create until the registry shows every unit `launched` (engine placed it, the
+  agent on its machine started it and published its state);
+- failover: kill a machine holding units (its loops vanish; its lease expires on its own), and time until
+  every unit it held is launched on another machine; K times, reporting median and max.
+
+    .venv/bin/python bench/fleet_scale.py                              # 10,000 units, 100 machines, 20 kills
+    .venv/bin/python bench/fleet_scale.py --units 1000 --machines 20 --kills 5 --store etcd
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from processes import start_member  # noqa: E402
+
+from flotilla.client import EtcdClient  # noqa: E402
+from flotilla.fleet import Agent, Engine, Machine, Registry, Unit  # noqa: E402
+from flotilla.systemd import FakeUnitManager  # noqa: E402
+
+UNIT_TEXT = "[Unit]\nDescription=bench {i}\n[Service]\nExecStart=/bin/sleep 100000\n"
+
+
+class Cluster:
+    def __init__(self, registry: Registry, base: Path, agent_ttl_s: int) -> None:
+        self.registry, self.base, self.ttl = registry, base, agent_ttl_s
+        self.tasks: dict[str, list[asyncio.Task]] = {}
+        self.stop = asyncio.Event()
+
+    def boot(self, index: int) -> str:
+        machine_id = f"{index:08x}" + "0" * 24
+        manager = FakeUnitManager(root=str(self.base / machine_id))
+        machine = Machine(machine_id, f"10.1.{index // 250}.{index % 250}")
+        agent = Agent(self.registry, manager, machine, self.base / machine_id / "units", ttl_s=self.ttl,
+                      reconcile_interval_s=2.0)  # fmt: skip
+        engine = Engine(self.registry, machine_id, reconcile_interval_s=2.0, lease_ttl_s=self.ttl,
+                        campaign_interval_s=1.0)  # fmt: skip
+        self.tasks[machine_id] = [asyncio.ensure_future(agent.run(self.stop)),
+                                  asyncio.ensure_future(engine.run(self.stop))]  # fmt: skip
+        return machine_id
+
+    async def kill(self, machine_id: str) -> None:
+        for task in self.tasks.pop(machine_id):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def close(self) -> None:
+        self.stop.set()
+        for machine_id in list(self.tasks):
+            await self.kill(machine_id)
+
+
+async def launched(registry: Registry, names: set[str] | None, avoid: str | None = None) -> int:
+    snapshot = await registry.snapshot()
+    count = 0
+    for unit in snapshot.cluster.units:
+        if names is not None and unit.name not in names:
+            continue
+        target = snapshot.cluster.targets.get(unit.name)
+        if snapshot.current_state(unit.name) == "launched" and target != avoid:
+            count += 1
+    return count
+
+
+async def bench(options: argparse.Namespace) -> None:
+    base = Path(tempfile.mkdtemp(prefix="flotilla-fleet-scale-"))
+    member = (
+        start_member(options.store, base, "--quota-backend-bytes", str(8 * 2**30))
+        if options.store == "flotilla"
+        else start_member(options.store, base)
+    )
+    client = EtcdClient([member.endpoint], timeout_s=30)
+    registry = Registry(client, "/fleet-bench/")
+    cluster = Cluster(registry, base, options.agent_ttl)
+    try:
+        for index in range(options.machines):
+            cluster.boot(index)
+        await asyncio.sleep(options.agent_ttl)
+        started = time.perf_counter()
+        semaphore = asyncio.Semaphore(64)
+
+        async def create(i: int) -> None:
+            async with semaphore:
+                await registry.create_unit(
+                    Unit.from_text(f"bench-{i:05d}.service", UNIT_TEXT.format(i=i), "launched")
+                )
+
+        await asyncio.gather(*(create(i) for i in range(options.units)))
+        created_s = time.perf_counter() - started
+        while (done := await launched(registry, None)) < options.units:
+            if time.perf_counter() - started > options.give_up_s:
+                print(f"gave up after {options.give_up_s:.0f} s: {done} of {options.units} launched")
+                return
+            await asyncio.sleep(0.5)
+        converge_s = time.perf_counter() - started
+        print(f"store: {options.store}; {options.units} units onto {options.machines} machines")
+        print(f"created in {created_s:.1f} s; all launched after {converge_s:.1f} s")
+
+        times = []
+        for _ in range(options.kills):
+            snapshot = await registry.snapshot()
+            by_machine: dict[str, set[str]] = {}
+            for name, machine_id in snapshot.cluster.targets.items():
+                by_machine.setdefault(machine_id, set()).add(name)
+            victim = max((m for m in by_machine if m in cluster.tasks), key=lambda m: len(by_machine[m]))
+            units = by_machine[victim]
+            killed = time.perf_counter()
+            await cluster.kill(victim)
+            while await launched(registry, units, avoid=victim) < len(units):
+                if time.perf_counter() - killed > options.give_up_s:
+                    raise SystemExit("failover did not finish")
+                await asyncio.sleep(0.1)
+            times.append(time.perf_counter() - killed)
+            print(f"  kill {len(times)}: {len(units)} units moved in {times[-1]:.2f} s")
+        if times:
+            print(
+                f"failover over {len(times)} kills: median {statistics.median(times):.2f} s, "
+                f"max {max(times):.2f} s "
+                f"(agent TTL {options.agent_ttl} s)"
+            )
+    finally:
+        await cluster.close()
+        await client.close()
+        member.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--units", type=int, default=10_000)
+    parser.add_argument("--machines", type=int, default=100)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--agent-ttl", type=int, default=2)
+    parser.add_argument("--store", choices=("flotilla", "etcd"), default="flotilla")
+    parser.add_argument("--give-up-s", type=float, default=300.0)
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
