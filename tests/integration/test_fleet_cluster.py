@@ -168,7 +168,7 @@ def test_unschedulable_unit_is_reported_and_globals_run_everywhere(fleet, tmp_pa
     wait_for(lambda: fleetctl(first, "list-machines", "--no-legend").stdout.count("\n") == 3, "3 machines")
     moon = tmp_path / "moon.service"
     moon.write_text(HELLO + "[X-Fleet]\nMachineMetadata=machine=moon\n")
-    out = fleetctl(first, "start", "--block-attempts=20", str(moon))
+    out = fleetctl(first, "start", "--block-attempts=5", str(moon))
     assert out.returncode == 1
     assert "Unit moon.service cannot be scheduled: " in out.stdout + out.stderr
 
