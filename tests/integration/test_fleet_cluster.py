@@ -8,111 +8,20 @@ seconds the unit is launched on another machine and its journal shows the output
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from processes import MemberProcess, real_etcd_available, start_cluster
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "systemd"))
-from supervisor_harness import Unitd, tagged_pids  # noqa: E402
-
-HELLO = """[Unit]
-Description=MyApp
-[Service]
-ExecStart=/bin/sh -c "while true; do echo Hello World; sleep 0.5; done"
-"""
-WAIT_S = 30.0
-
-
-class Machine:
-    def __init__(self, index: int, root: Path, endpoints: list[str]) -> None:
-        self.index, self.root = index, root
-        self.unitd = Unitd(root).start()
-        self.log = open(root / "fleetd.log", "wb")  # noqa: SIM115
-        self.fleetd = subprocess.Popen(
-            [sys.executable, "-m", "flotilla", "fleetd", f"--etcd_servers={','.join(endpoints)}",
-             f"--systemd_root={root}", f"--public_ip=127.0.0.{index + 1}",
-             f"--metadata=machine=m{index + 1},flotilla_systemd_root={root}"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.socket = root / "run/fleet.sock"
-
-    def die(self) -> None:
-        """A host failure: every process of the machine gets SIGKILL at once."""
-        self.fleetd.kill()
-        self.fleetd.wait()
-        assert self.unitd.process is not None
-        self.unitd.process.kill()
-        self.unitd.process.wait()
-        for pid in tagged_pids(self.unitd.layout.instance_tag):
-            os.kill(pid, signal.SIGKILL)
-
-    def stop(self) -> None:
-        if self.fleetd.poll() is None:
-            self.fleetd.send_signal(signal.SIGTERM)
-            try:
-                self.fleetd.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.fleetd.kill()
-                self.fleetd.wait()
-        self.log.close()
-        if self.unitd.process is not None and self.unitd.process.poll() is None:
-            self.unitd.stop()
-        for pid in tagged_pids(self.unitd.layout.instance_tag):
-            os.kill(pid, signal.SIGKILL)
-
-
-def fleetctl(machine: Machine, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flotilla.fleetctl", f"--endpoint=unix://{machine.socket}", *args],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def wait_for(predicate, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+from fleet_harness import HELLO, fleetctl, running_fleet, unit_row, wait_for
+from processes import real_etcd_available
 
 
 @pytest.fixture(params=["flotilla", "etcd"])
 def fleet(request, tmp_path: Path):
     if request.param == "etcd" and not real_etcd_available():
         pytest.skip("Debian's etcd is not installed")
-    members: list[MemberProcess] = start_cluster(request.param, tmp_path / "store", 3)
-    machines: list[Machine] = []
-    try:
-        for index in range(3):
-            root = tmp_path / f"m{index + 1}"
-            root.mkdir()
-            machines.append(Machine(index, root, [m.endpoint for m in members]))
-        for machine in machines:
-            wait_for(machine.socket.exists, f"fleetd of {machine.root.name} to serve its API")
+    with running_fleet(request.param, tmp_path) as (members, machines):
         yield members, machines
-    finally:
-        for machine in machines:
-            machine.stop()
-        for member in members:
-            member.kill()
-
-
-def _unit_row(machine: Machine, unit: str) -> list[str] | None:
-    out = fleetctl(machine, "list-unit-files", "--no-legend", "--full")
-    for line in out.stdout.splitlines():
-        cells = line.split()
-        if cells and cells[0] == unit:
-            return cells
-    return None
 
 
 def test_seed_scenario_unit_moves_when_its_machine_dies(fleet, tmp_path: Path) -> None:
@@ -131,7 +40,7 @@ def test_seed_scenario_unit_moves_when_its_machine_dies(fleet, tmp_path: Path) -
     assert "Unit m.service launched on " in started.stdout
 
     row = wait_for(
-        lambda: (r := _unit_row(first, "m.service")) and r[3] == "launched" and r, "m.service launched"
+        lambda: (r := unit_row(first, "m.service")) and r[3] == "launched" and r, "m.service launched"
     )
     target_ip = row[4].split("/")[-1]
     victim = next(m for m in machines if f"127.0.0.{m.index + 1}" == target_ip)
@@ -143,7 +52,7 @@ def test_seed_scenario_unit_moves_when_its_machine_dies(fleet, tmp_path: Path) -
     members[victim.index].kill()
 
     def moved():
-        r = _unit_row(survivor, "m.service")
+        r = unit_row(survivor, "m.service")
         return r and r[3] == "launched" and not r[4].endswith(f"/{target_ip}") and r
 
     row = wait_for(moved, "m.service launched on another machine")
