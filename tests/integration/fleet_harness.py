@@ -64,10 +64,12 @@ class Machine:
                 self.fleetd.kill()
                 self.fleetd.wait()
 
-    def restart_fleetd(self) -> None:
+    def restart_fleetd(self, down_s: float = 0.0) -> None:
+        """SIGTERM, then a new fleetd ``down_s`` later (a slow start: an upgrade, a loaded host)."""
         self.stop_fleetd()
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()  # so callers can wait for the new process's API
+        time.sleep(down_s)
         self.fleetd = self._spawn_fleetd()
         wait_for(self.socket.exists, f"the restarted fleetd of {self.root.name} to serve its API")
 

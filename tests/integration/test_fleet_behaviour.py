@@ -45,6 +45,8 @@ LONG_PAUSE_S = 5.0
 # How long the tests watch for a wrong move or restart after a disturbance: longer than one TTL, so an
 # expired lease would have been acted on by then (the engine reconciles on the lease's deletion).
 SETTLE_S = 3.0
+# A fleetd restart that takes longer than the TTL (a package upgrade, a loaded host): still no move.
+RESTART_DOWN_S = 3.0
 
 
 @dataclass
@@ -320,9 +322,10 @@ def test_a_cpu_starved_machine_keeps_its_units(fleet: Fleet) -> None:
     fleet.destroy("starved.service")
 
 
-def test_restarting_fleetd_leaves_healthy_units_running(fleet: Fleet) -> None:
+@pytest.mark.parametrize("down_s", [0.0, RESTART_DOWN_S], ids=["quick", "slower-than-ttl"])
+def test_restarting_fleetd_leaves_healthy_units_running(fleet: Fleet, down_s: float) -> None:
     home, pid = _steady(fleet, "kept.service")
-    home.restart_fleetd()
+    home.restart_fleetd(down_s)
     wait_for(
         lambda: fleetctl(fleet.first, "list-machines", "--no-legend").stdout.count("\n") == 3, "3 machines"
     )

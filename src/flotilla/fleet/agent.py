@@ -8,9 +8,10 @@ LOAD/ACTIVE/SUB under the lease (only what changed). It runs on registry changes
 
 What it does better than fleet: a store blip shorter than the lease TTL stops nothing (fleet #1145:
 nothing is stopped on an error, only when the lease is known lost); a restarted agent finds its units
-running with the right hash and leaves them alone (#723, #1621); and when its lease is lost the agent
-stops its singleton units itself, because the engine is about to run them elsewhere — so a unit runs
-twice for at most about one TTL after a partition.
+running with the right hash and leaves them alone (#723, #1621), and a stopping agent keeps its
+machine present for ``restart_grace_s`` so that a restart slower than one TTL moves nothing; and when
+its lease is lost the agent stops its singleton units itself, because the engine is about to run them
+elsewhere — so a unit runs twice for at most about one TTL after a partition.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Agent:
         *,
         ttl_s: int = 2,
         reconcile_interval_s: float = 1.0,
+        restart_grace_s: int = 10,
     ) -> None:
         self.registry = registry
         self.manager = manager
@@ -53,6 +55,7 @@ class Agent:
         self.units_dir = units_dir
         self.ttl_s = ttl_s
         self.reconcile_interval_s = reconcile_interval_s
+        self.restart_grace_s = restart_grace_s
         self.registered = asyncio.Event()
         self._started: set[str] = set()
         self._published: dict[str, tuple[UnitState, str]] = {}
@@ -87,6 +90,28 @@ class Agent:
             except (TimeoutError, ClientError) as error:
                 log.warning("agent %s: store unavailable: %s", self.machine.short_id, error)
                 await _sleep_or(stop, min(1.0, self.ttl_s / 2))
+        if self.registered.is_set():
+            await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        """fleetd is stopping while this machine is registered, most likely to be started again (an
+        upgrade, a new configuration). Its units keep running in the unit manager, so keep the machine
+        and its unit states present for ``restart_grace_s`` under a fresh lease: a fleetd back within
+        that time adopts them untouched, even when its start takes longer than one TTL (fleet purged and
+        restarted every unit, #723, #1621). If none comes back the lease lapses and the engine places the
+        units elsewhere, as for a dead machine."""
+        self.registered.clear()
+        try:
+            async with asyncio.timeout(min(self.ttl_s, 2.0)):
+                lease = await self.registry.client.lease_grant(self.restart_grace_s)
+                await self.registry.register_machine(self.machine, lease.id)
+                for state, fleet_state in self._published.values():
+                    await self.registry.publish_state(state, self.machine, fleet_state, lease.id)
+        except (TimeoutError, ClientError) as error:
+            log.warning("agent %s: could not hand over for a restart: %s", self.machine.short_id, error)
+            return
+        log.info("agent %s: stopping; presence kept for %ds for a restart", self.machine.short_id,
+                 self.restart_grace_s)  # fmt: skip
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         changed = asyncio.Event()
