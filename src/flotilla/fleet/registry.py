@@ -29,6 +29,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flotilla.client import Compare, EtcdClient, KeyValue, Op
 from flotilla.fleet.model import DESIRED_STATES, ClusterSnapshot, FrozenMapping, Machine, Unit, UnitState
@@ -68,10 +69,12 @@ class RegistrySnapshot:
         target = self.cluster.targets.get(name)
         if target is None:
             return "inactive"
-        for record in self.states:
-            if record.state.name == name and record.state.machine_id == target:
-                return record.fleet_state or "loaded"
-        return "inactive"
+        record = self._state_index.get((name, target))
+        return "inactive" if record is None else (record.fleet_state or "loaded")
+
+    @cached_property
+    def _state_index(self) -> dict[tuple[str, str], StateRecord]:
+        return {(r.state.name, r.state.machine_id): r for r in self.states}
 
 
 class Registry:
