@@ -14,8 +14,10 @@ from supervisor_harness import Unitd  # noqa: E402
 
 
 def _nothing_left(env, unitd: Unitd, unit: str, container: str) -> None:
-    unitd.wait_for(lambda: not env.containers(container), f"container {container} to be removed")
-    unitd.wait_for(lambda: not processes_matching(container), f"no process mentioning {container}")
+    # `--rm` removal runs in conmon's cleanup process, which the unit's final kill may cut short; units
+    # therefore end with `ExecStopPost=-podman rm -f` as podman's generated units do. Slow under load.
+    unitd.wait_for(lambda: not env.containers(container), f"container {container} to be removed", 60)
+    unitd.wait_for(lambda: not processes_matching(container), f"no process mentioning {container}", 60)
     assert not unitd.unit_pids(unit)
 
 
@@ -36,6 +38,7 @@ def test_podman_run_unit_starts_logs_and_stops_clean(tmp_path: Path) -> None:
             ExecStart={env.podman} run --rm --init --name {name} {env.image} \\
                 /bin/sh -c "while true; do echo hello from podman; sleep 0.3; done"
             ExecStop={env.podman} stop -t 5 {name}
+            ExecStopPost=-{env.podman} rm -f {name}
             """,
         )
         assert unitd.start_unit("hello-podman.service").ok
