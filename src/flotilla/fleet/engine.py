@@ -54,22 +54,26 @@ class Engine:
         while not stop.is_set():
             try:
                 lease = await client.lease_grant(self.lease_ttl_s)
-                async with client.keep_alive(lease.id) as keepalive:
-                    if await self.registry.campaign(self.machine_id, lease.id):
-                        log.info("engine %s: leading (lease %x)", self.machine_id[:8], lease.id)
-                        self.is_leader.set()
-                        try:
-                            await _until_first(stop.wait, keepalive.lost.wait, lambda: self._lead(stop))
-                        finally:
-                            self.is_leader.clear()
-                            with contextlib.suppress(ClientError, asyncio.TimeoutError):
-                                await client.lease_revoke(lease.id)  # hand over at once, not after a TTL
-                        if keepalive.lost.is_set():
-                            log.warning(
-                                "engine %s: lost leadership: %s", self.machine_id[:8], keepalive.reason
-                            )
-                        continue
+                # Keep the lease alive only once it holds leadership: a losing candidate revokes it at
+                # once, and a keep-alive running meanwhile would report that revocation as a lost lease.
+                if not await self.registry.campaign(self.machine_id, lease.id):
                     await client.lease_revoke(lease.id)
+                    await _sleep_or(stop, self.campaign_interval_s)
+                    continue
+                lost_reason = ""
+                async with client.keep_alive(lease.id, ttl_s=lease.ttl_s) as keepalive:
+                    log.info("engine %s: leading (lease %x)", self.machine_id[:8], lease.id)
+                    self.is_leader.set()
+                    try:
+                        await _until_first(stop.wait, keepalive.lost.wait, lambda: self._lead(stop))
+                    finally:
+                        self.is_leader.clear()
+                        lost_reason = keepalive.reason if keepalive.lost.is_set() else ""
+                with contextlib.suppress(ClientError, asyncio.TimeoutError):
+                    await client.lease_revoke(lease.id)  # hand over at once, not after a TTL
+                if lost_reason:
+                    log.warning("engine %s: lost leadership: %s", self.machine_id[:8], lost_reason)
+                continue
             except (TimeoutError, ClientError) as error:
                 log.warning("engine %s: store unavailable: %s", self.machine_id[:8], error)
             await _sleep_or(stop, self.campaign_interval_s)
