@@ -46,6 +46,9 @@ class Machine:
         self.socket = root / "run/fleet.sock"
         self.fleetd = self._spawn_fleetd()
 
+    def __repr__(self) -> str:
+        return f"<machine {self.root.name} {self.ip}>"
+
     def _spawn_fleetd(self) -> subprocess.Popen[bytes]:
         metadata = ",".join(f"{k}={v}" for k, v in self.metadata.items())
         return subprocess.Popen(
@@ -152,9 +155,10 @@ def machine_at(machines: list[Machine], target: str) -> Machine:
     return next(m for m in machines if m.ip == ip)
 
 
-def launched_on(machines: list[Machine], unit: str) -> Machine | None:
-    """Where list-unit-files says ``unit`` is launched (None until it is)."""
-    row = unit_row(machines[0], unit)
+def launched_on(machines: list[Machine], unit: str, via: Machine | None = None) -> Machine | None:
+    """Where list-unit-files (asked of ``via``, default the first machine) says ``unit`` is launched
+    (None until it is)."""
+    row = unit_row(via or machines[0], unit)
     if row is None or row[3] != "launched":
         return None
     return machine_at(machines, row[4])
