@@ -144,14 +144,19 @@ class Agent:
     # ------------------------------------------------------------------ one reconcile
 
     def desired(self, snapshot: RegistrySnapshot) -> dict[str, tuple[Unit, str]]:
+        # Indexes shared by every agent reading the same snapshot: the work per agent is its own units and
+        # the global ones, not the whole cluster (a hundred agents in one process read one snapshot).
         cluster = snapshot.cluster
-        mine = {name for name, machine in cluster.targets.items() if machine == self.machine.id}
+        by_name = snapshot.units_by_name
+        mine = snapshot.targets_by_machine.get(self.machine.id, ())
         wanted: dict[str, tuple[Unit, str]] = {}
-        for unit in cluster.units:
-            if unit.name in mine and not unit.is_global:
-                wanted[unit.name] = (unit, unit.desired_state)
+        for name in mine:
+            unit = by_name.get(name)
+            if unit is not None and not unit.is_global:
+                wanted[name] = (unit, unit.desired_state)
         machine = cluster.machine(self.machine.id) or self.machine
-        for unit in global_units_for(machine, cluster.units, mine):
+        relevant = [by_name[n] for n in mine if n in by_name] + list(snapshot.global_units)
+        for unit in global_units_for(machine, relevant, mine):
             wanted[unit.name] = (unit, unit.desired_state)
         return wanted
 

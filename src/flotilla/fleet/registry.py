@@ -63,7 +63,7 @@ class RegistrySnapshot:
     def current_state(self, name: str) -> str:
         """fleet's current state of a unit: ``launched`` / ``loaded`` on its target, else ``inactive``
         (registry/job_state.go). A global unit reports ``-`` as fleetctl prints it."""
-        unit = self.cluster.unit(name)
+        unit = self.units_by_name.get(name)
         if unit is not None and unit.is_global:
             return "-"
         target = self.cluster.targets.get(name)
@@ -71,6 +71,21 @@ class RegistrySnapshot:
             return "inactive"
         record = self._state_index.get((name, target))
         return "inactive" if record is None else (record.fleet_state or "loaded")
+
+    @cached_property
+    def units_by_name(self) -> dict[str, Unit]:
+        return {unit.name: unit for unit in self.cluster.units}
+
+    @cached_property
+    def targets_by_machine(self) -> dict[str, tuple[str, ...]]:
+        grouped: dict[str, list[str]] = {}
+        for name, machine_id in self.cluster.targets.items():
+            grouped.setdefault(machine_id, []).append(name)
+        return {machine_id: tuple(sorted(names)) for machine_id, names in grouped.items()}
+
+    @cached_property
+    def global_units(self) -> tuple[Unit, ...]:
+        return tuple(unit for unit in self.cluster.units if unit.is_global)
 
     @cached_property
     def _state_index(self) -> dict[tuple[str, str], StateRecord]:
