@@ -132,14 +132,8 @@ class Agent:
                 await watcher
 
     async def _watch(self, changed: asyncio.Event) -> None:
-        while True:
-            try:
-                revision = (await self.registry.snapshot()).cluster.revision
-                async for _ in self.registry.changes(revision + 1):
-                    changed.set()
-            except (TimeoutError, ClientError) as error:
-                log.warning("agent %s: watch failed, retrying: %s", self.machine.short_id, error)
-                await asyncio.sleep(self.reconcile_interval_s)
+        async for _ in self.registry.changed():
+            changed.set()
 
     # ------------------------------------------------------------------ one reconcile
 

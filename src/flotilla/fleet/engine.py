@@ -97,14 +97,8 @@ class Engine:
                 await watcher
 
     async def _watch(self, changed: asyncio.Event) -> None:
-        while True:
-            try:
-                snapshot_revision = (await self.registry.snapshot()).cluster.revision
-                async for _ in self.registry.changes(snapshot_revision + 1):
-                    changed.set()
-            except (TimeoutError, ClientError) as error:
-                log.warning("engine: watch failed, retrying: %s", error)
-                await asyncio.sleep(self.reconcile_interval_s)
+        async for _ in self.registry.changed():
+            changed.set()
 
     async def reconcile(self) -> SchedulePlan:
         snapshot = await self.registry.snapshot()

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from flotilla.client import Compare, EtcdClient, KeyValue, Op
+from flotilla.client import ClientError, Compare, EtcdClient, KeyValue, Op
 from flotilla.fleet.model import DESIRED_STATES, ClusterSnapshot, FrozenMapping, Machine, Unit, UnitState
 
 __all__ = ["DEFAULT_PREFIX", "ENGINE_VERSION", "Registry", "RegistrySnapshot", "StateRecord"]
@@ -98,6 +98,7 @@ class Registry:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self._parsed: dict[tuple[str, str], Unit] = {}  # (name, hash) -> parsed unit; unit text is immutable
         self._inflight: asyncio.Future[RegistrySnapshot] | None = None
+        self._feed: _ChangeFeed | None = None
 
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
@@ -309,11 +310,64 @@ class Registry:
 
     # ------------------------------------------------------------------ changes
 
+    async def changed(self) -> AsyncIterator[int]:
+        """Yield a revision whenever the registry changed since the caller last looked (coalesced). Every
+        caller in this process shares one watch: a hundred in-process agents are one stream, not a hundred
+        each woken by every event (fleet's own scaling problem)."""
+        if self._feed is None:
+            self._feed = _ChangeFeed(self)
+        async for revision in self._feed.subscribe():
+            yield revision
+
     async def changes(self, start_revision: int) -> AsyncIterator[int]:
         """Yield the revision of every change under the prefix from ``start_revision`` on."""
         async for response in self.client.watch_prefix(self.prefix, start_revision=start_revision):
             if response.events:
                 yield response.revision
+
+
+class _ChangeFeed:
+    """One watch of the registry, shared by every subscriber in the process while there is one."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self.revision = 0
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._subscribers = 0
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                start = (await self._registry.snapshot()).cluster.revision
+                self._publish(start)
+                async for revision in self._registry.changes(start + 1):
+                    self._publish(revision)
+            except (TimeoutError, ClientError):
+                await asyncio.sleep(1.0)
+
+    def _publish(self, revision: int) -> None:
+        self.revision = max(self.revision, revision)
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def subscribe(self) -> AsyncIterator[int]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        self._subscribers += 1
+        seen = -1
+        try:
+            while True:
+                if self.revision > seen:
+                    seen = self.revision
+                    yield seen
+                    continue
+                await self._event.wait()
+        finally:
+            self._subscribers -= 1
+            if self._subscribers == 0 and self._task is not None:
+                self._task.cancel()
+                self._task = None
 
 
 def _json(text: str | bytes) -> dict:
