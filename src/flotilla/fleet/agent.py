@@ -23,7 +23,7 @@ from pathlib import Path
 
 from flotilla.client import ClientError
 from flotilla.fleet.agent_plan import AgentPlan, AgentTask, plan_agent
-from flotilla.fleet.engine import _sleep_or, _until_first
+from flotilla.fleet.loops import reconcile_until, sleep_or, until_first
 from flotilla.fleet.model import Machine, Unit, UnitState
 from flotilla.fleet.planner import global_units_for
 from flotilla.fleet.registry import Registry, RegistrySnapshot
@@ -33,8 +33,6 @@ from flotilla.units import UnitError, parse_unit_text_fleet, unit_hash
 __all__ = ["Agent"]
 
 log = logging.getLogger("flotilla.fleet.agent")
-
-_DEBOUNCE_S = 0.02
 
 
 class Agent:
@@ -81,7 +79,7 @@ class Agent:
                         lease.id,
                         self.ttl_s,
                     )
-                    await _until_first(stop.wait, keepalive.lost.wait, lambda: self._reconcile_loop(stop))
+                    await until_first(stop.wait, keepalive.lost.wait, lambda: self._reconcile_loop(stop))
                     if keepalive.lost.is_set() and not stop.is_set():
                         self.registered.clear()
                         log.warning("agent %s: lease lost (%s): stopping singleton units",
@@ -89,7 +87,7 @@ class Agent:
                         await self._stop_singletons()
             except (TimeoutError, ClientError) as error:
                 log.warning("agent %s: store unavailable: %s", self.machine.short_id, error)
-                await _sleep_or(stop, min(1.0, self.ttl_s / 2))
+                await sleep_or(stop, min(1.0, self.ttl_s / 2))
         if self.registered.is_set():
             await self._hand_over()
 
@@ -114,26 +112,10 @@ class Agent:
                  self.restart_grace_s)  # fmt: skip
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
-        changed = asyncio.Event()
-        changed.set()
-        watcher = asyncio.ensure_future(self._watch(changed))
-        try:
-            while not stop.is_set():
-                await _sleep_or(changed, self.reconcile_interval_s)
-                changed.clear()
-                await asyncio.sleep(_DEBOUNCE_S)
-                try:
-                    await self.reconcile()
-                except (TimeoutError, ClientError) as error:
-                    log.warning("agent %s: reconcile failed: %s", self.machine.short_id, error)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ClientError):
-                await watcher
-
-    async def _watch(self, changed: asyncio.Event) -> None:
-        async for _ in self.registry.changed():
-            changed.set()
+        await reconcile_until(
+            stop, self.registry, self.reconcile, interval_s=self.reconcile_interval_s, log=log,
+            who=f"agent {self.machine.short_id}",
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ one reconcile
 

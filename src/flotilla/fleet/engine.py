@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from flotilla.client import ClientError
+from flotilla.fleet.loops import reconcile_until, sleep_or, until_first
 from flotilla.fleet.planner import SchedulePlan, plan_schedule
 from flotilla.fleet.registry import Registry
 
@@ -22,7 +23,6 @@ __all__ = ["Engine"]
 
 log = logging.getLogger("flotilla.fleet.engine")
 
-_DEBOUNCE_S = 0.02
 _WRITE_CONCURRENCY = 64
 
 
@@ -58,14 +58,14 @@ class Engine:
                 # once, and a keep-alive running meanwhile would report that revocation as a lost lease.
                 if not await self.registry.campaign(self.machine_id, lease.id):
                     await client.lease_revoke(lease.id)
-                    await _sleep_or(stop, self.campaign_interval_s)
+                    await sleep_or(stop, self.campaign_interval_s)
                     continue
                 lost_reason = ""
                 async with client.keep_alive(lease.id, ttl_s=lease.ttl_s) as keepalive:
                     log.info("engine %s: leading (lease %x)", self.machine_id[:8], lease.id)
                     self.is_leader.set()
                     try:
-                        await _until_first(stop.wait, keepalive.lost.wait, lambda: self._lead(stop))
+                        await until_first(stop.wait, keepalive.lost.wait, lambda: self._lead(stop))
                     finally:
                         self.is_leader.clear()
                         lost_reason = keepalive.reason if keepalive.lost.is_set() else ""
@@ -76,29 +76,12 @@ class Engine:
                 continue
             except (TimeoutError, ClientError) as error:
                 log.warning("engine %s: store unavailable: %s", self.machine_id[:8], error)
-            await _sleep_or(stop, self.campaign_interval_s)
+            await sleep_or(stop, self.campaign_interval_s)
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        changed = asyncio.Event()
-        changed.set()
-        watcher = asyncio.ensure_future(self._watch(changed))
-        try:
-            while not stop.is_set():
-                await _sleep_or(changed, self.reconcile_interval_s)
-                changed.clear()
-                await asyncio.sleep(_DEBOUNCE_S)  # let a burst of changes land in one snapshot
-                try:
-                    await self.reconcile()
-                except (TimeoutError, ClientError) as error:
-                    log.warning("engine: reconcile failed: %s", error)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ClientError):
-                await watcher
-
-    async def _watch(self, changed: asyncio.Event) -> None:
-        async for _ in self.registry.changed():
-            changed.set()
+        await reconcile_until(
+            stop, self.registry, self.reconcile, interval_s=self.reconcile_interval_s, log=log, who="engine"
+        )
 
     async def reconcile(self) -> SchedulePlan:
         snapshot = await self.registry.snapshot()
@@ -126,23 +109,3 @@ async def _bounded(calls: list[Callable[[], Awaitable[object]]]) -> None:
         async with asyncio.TaskGroup() as group:
             for call in calls:
                 group.create_task(one(call))
-
-
-async def _sleep_or(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-
-
-async def _until_first(*makers: Callable[[], Awaitable[object]]) -> None:
-    """Run the coroutines together until the first one returns; cancel the rest."""
-    tasks = [asyncio.ensure_future(make()) for make in makers]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ClientError):
-                await task

@@ -1,0 +1,69 @@
+"""The loop engine and agent share (STYLE 5): reconcile on every registry change and at least every
+interval, one snapshot -> plan -> apply pass at a time, a failed pass logged and retried next time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from flotilla.client import ClientError
+from flotilla.fleet.registry import Registry
+
+__all__ = ["reconcile_until", "sleep_or", "until_first"]
+
+DEBOUNCE_S = 0.02  # let a burst of changes land in one snapshot
+
+
+async def reconcile_until(
+    stop: asyncio.Event,
+    registry: Registry,
+    reconcile: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    log: logging.Logger,
+    who: str,
+) -> None:
+    changed = asyncio.Event()
+    changed.set()
+
+    async def watch() -> None:
+        async for _ in registry.changed():
+            changed.set()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        while not stop.is_set():
+            await sleep_or(changed, interval_s)
+            changed.clear()
+            await asyncio.sleep(DEBOUNCE_S)
+            try:
+                await reconcile()
+            except (TimeoutError, ClientError) as error:
+                log.warning("%s: reconcile failed: %s", who, error)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ClientError):
+            await watcher
+
+
+async def sleep_or(event: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``event`` is set, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+async def until_first(*makers: Callable[[], Awaitable[object]]) -> None:
+    """Run the coroutines together until the first one returns; cancel the rest."""
+    tasks = [asyncio.ensure_future(make()) for make in makers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ClientError):
+                await task
