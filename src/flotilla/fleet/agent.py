@@ -59,6 +59,8 @@ class Agent:
         self._published: dict[str, tuple[UnitState, str]] = {}
         self._hashes: dict[str, tuple[float, int, str]] = {}
         self._lease_id = 0
+        self._last_key: object = None
+        self._last_full = float("-inf")
 
     # ------------------------------------------------------------------ the loop
 
@@ -71,6 +73,7 @@ class Agent:
                 await self.registry.register_machine(self.machine, lease.id)
                 self._lease_id = lease.id
                 self._published.clear()  # the new lease holds none of our states yet
+                self._last_key = None  # and the next pass must be a full one
                 async with client.keep_alive(lease.id) as keepalive:
                     self.registered.set()
                     log.info(
@@ -165,6 +168,15 @@ class Agent:
     async def reconcile(self) -> AgentPlan:
         snapshot = await self.registry.snapshot()
         desired = self.desired(snapshot)
+        # A change elsewhere in the cluster that leaves this machine's desired units as they were needs no
+        # pass over the local manager; local state changes are caught by the next full pass, at most one
+        # interval later. With thousands of units every write wakes every agent: this keeps that cheap.
+        machine = snapshot.cluster.machine(self.machine.id)
+        key = (tuple(sorted((n, u.hash, state) for n, (u, state) in desired.items())), machine)
+        loop = asyncio.get_running_loop()
+        if key == self._last_key and loop.time() - self._last_full < self.reconcile_interval_s:
+            return AgentPlan(self.machine.id)
+        self._last_key, self._last_full = key, loop.time()
         plan = plan_agent(self.machine.id, desired, await self.current(), self._started)
         if plan.tasks:
             await self._apply(plan)
