@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -48,14 +49,14 @@ class Cluster:
         self.engine_candidates: set[str] = set()
         self.stop = asyncio.Event()
 
-    def boot(self, index: int) -> str:
+    def boot(self, index: int, *, engine: bool = True) -> str:
         machine_id = f"{index:08x}" + "0" * 24
         manager = FakeUnitManager(root=str(self.base / machine_id))
         machine = Machine(machine_id, f"10.1.{index // 250}.{index % 250}")
         agent = Agent(self.registry, manager, machine, self.base / machine_id / "units", ttl_s=self.ttl,
                       reconcile_interval_s=2.0)  # fmt: skip
         self.tasks[machine_id] = [asyncio.ensure_future(agent.run(self.stop))]
-        if index < ENGINE_CANDIDATES:
+        if engine and index < ENGINE_CANDIDATES:
             self.engine_candidates.add(machine_id)  # like fleetd's disable_engine on all but a few machines
             engine = Engine(self.registry, machine_id, reconcile_interval_s=2.0, lease_ttl_s=self.ttl)
             self.tasks[machine_id].append(asyncio.ensure_future(engine.run(self.stop)))
@@ -71,6 +72,58 @@ class Cluster:
         self.stop.set()
         for machine_id in list(self.tasks):
             await self.kill(machine_id)
+
+
+def _worker(endpoint: str, prefix: str, base: str, indexes: list[int], ttl: int, commands) -> None:
+    """A process of light agents (no engines): boots its machines, kills the ones it is told to."""
+
+    async def main() -> None:
+        client = EtcdClient([endpoint], timeout_s=30)
+        cluster = Cluster(Registry(client, prefix), Path(base), ttl)
+        for index in indexes:
+            cluster.boot(index, engine=False)
+        loop = asyncio.get_running_loop()
+        while (command := await loop.run_in_executor(None, commands.get)) is not None:
+            await cluster.kill(command)
+        await cluster.close()
+        await client.close()
+
+    asyncio.run(main())
+
+
+class Workers:
+    """Machines spread over worker processes, so a hundred agents do not share one event loop (with one
+    fleetd per machine they never do); the engine candidates stay in the bench's own process."""
+
+    def __init__(
+        self, count: int, endpoint: str, prefix: str, base: Path, first: int, machines: int, ttl: int
+    ):
+        context = multiprocessing.get_context("spawn")
+        self.queues = [context.Queue() for _ in range(count)]
+        self.home: dict[str, int] = {}
+        shares: list[list[int]] = [[] for _ in range(count)]
+        for index in range(first, machines):
+            shares[index % count].append(index)
+            self.home[f"{index:08x}" + "0" * 24] = index % count
+        self.processes = [
+            context.Process(
+                target=_worker, args=(endpoint, prefix, str(base), share, ttl, queue), daemon=True
+            )
+            for share, queue in zip(shares, self.queues, strict=True)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def kill(self, machine_id: str) -> None:
+        self.queues[self.home.pop(machine_id)].put(machine_id)
+
+    def close(self) -> None:
+        for queue in self.queues:
+            queue.put(None)
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
 
 
 async def launched(registry: Registry, names: set[str] | None, avoid: str | None = None) -> int:
@@ -95,9 +148,21 @@ async def bench(options: argparse.Namespace) -> None:
     client = EtcdClient([member.endpoint], timeout_s=30)
     registry = Registry(client, "/fleet-bench/")
     cluster = Cluster(registry, base, options.agent_ttl)
+    workers = None
     try:
-        for index in range(options.machines):
+        local = options.machines if options.workers == 0 else ENGINE_CANDIDATES
+        for index in range(local):
             cluster.boot(index)
+        if options.workers:
+            workers = Workers(
+                options.workers,
+                member.endpoint,
+                "/fleet-bench/",
+                base,
+                local,
+                options.machines,
+                options.agent_ttl,
+            )
         await asyncio.sleep(options.agent_ttl)
         started = time.perf_counter()
         semaphore = asyncio.Semaphore(64)
@@ -116,7 +181,8 @@ async def bench(options: argparse.Namespace) -> None:
                 return
             await asyncio.sleep(0.5)
         converge_s = time.perf_counter() - started
-        print(f"store: {options.store}; {options.units} units onto {options.machines} machines")
+        where = f"{options.workers} agent processes" if options.workers else "one process"
+        print(f"store: {options.store}; {options.units} units onto {options.machines} machines ({where})")
         print(f"created in {created_s:.1f} s; all launched after {converge_s:.1f} s")
 
         times = []
@@ -126,11 +192,15 @@ async def bench(options: argparse.Namespace) -> None:
             by_machine: dict[str, set[str]] = {}
             for name, machine_id in snapshot.cluster.targets.items():
                 by_machine.setdefault(machine_id, set()).add(name)
-            candidates = [m for m in by_machine if m in cluster.tasks and m not in cluster.engine_candidates]
+            alive = set(cluster.tasks) | (set(workers.home) if workers else set())
+            candidates = [m for m in by_machine if m in alive and m not in cluster.engine_candidates]
             victim = max(candidates, key=lambda m: len(by_machine[m]))
             units = by_machine[victim]
             killed = time.perf_counter()
-            await cluster.kill(victim)
+            if workers is not None and victim in workers.home:
+                workers.kill(victim)
+            else:
+                await cluster.kill(victim)
             while await launched(registry, units, avoid=victim) < len(units):
                 if time.perf_counter() - killed > options.give_up_s:
                     snapshot = await registry.snapshot()
@@ -151,6 +221,8 @@ async def bench(options: argparse.Namespace) -> None:
                 f"(agent TTL {options.agent_ttl} s)"
             )
     finally:
+        if workers is not None:
+            workers.close()
         await cluster.close()
         await client.close()
         member.stop()
@@ -166,6 +238,9 @@ def main() -> None:
     parser.add_argument("--agent-ttl", type=int, default=2)
     parser.add_argument("--store", choices=("flotilla", "etcd"), default="flotilla")
     parser.add_argument("--give-up-s", type=float, default=300.0)
+    parser.add_argument(
+        "--workers", type=int, default=4, help="processes for the light agents (0: all in one)"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 
