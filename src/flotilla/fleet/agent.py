@@ -74,25 +74,43 @@ class Agent:
                 self._lease_id = lease.id
                 self._published.clear()  # the new lease holds none of our states yet
                 self._last_key = None  # and the next pass must be a full one
-                async with client.keep_alive(lease.id) as keepalive:
-                    self.registered.set()
-                    log.info(
-                        "agent %s: registered (lease %x, ttl %ds)",
-                        self.machine.short_id,
-                        lease.id,
-                        self.ttl_s,
-                    )
-                    await until_first(stop.wait, keepalive.lost.wait, lambda: self._reconcile_loop(stop))
-                    if keepalive.lost.is_set() and not stop.is_set():
-                        self.registered.clear()
-                        log.warning("agent %s: lease lost (%s): stopping singleton units",
-                                    self.machine.short_id, keepalive.reason)  # fmt: skip
-                        await self._stop_singletons()
+                self.registered.set()
+                log.info(
+                    "agent %s: registered (lease %x, ttl %ds)", self.machine.short_id, lease.id, self.ttl_s
+                )
+                await self._hold(lease.id, stop)
             except (TimeoutError, ClientError) as error:
                 log.warning("agent %s: store unavailable: %s", self.machine.short_id, error)
                 await sleep_or(stop, min(1.0, self.ttl_s / 2))
         if self.registered.is_set():
             await self._hand_over()
+
+    async def _hold(self, lease_id: int, stop: asyncio.Event) -> None:
+        """Reconcile while the lease lives. A keep-alive that could not refresh in time is not proof the
+        lease is gone (a store election can outlast it): ask the store, and stop the singleton units only
+        when the lease really expired or the store cannot say."""
+        client = self.registry.client
+        while not stop.is_set():
+            async with client.keep_alive(lease_id, ttl_s=self.ttl_s) as keepalive:
+                await until_first(stop.wait, keepalive.lost.wait, lambda: self._reconcile_loop(stop))
+            if stop.is_set() or not keepalive.lost.is_set():
+                return
+            if await self._lease_alive(lease_id):
+                log.warning("agent %s: keep-alive interrupted (%s) but the lease lives: carrying on",
+                            self.machine.short_id, keepalive.reason)  # fmt: skip
+                continue
+            self.registered.clear()
+            log.warning("agent %s: lease lost (%s): stopping singleton units",
+                        self.machine.short_id, keepalive.reason)  # fmt: skip
+            await self._stop_singletons()
+            return
+
+    async def _lease_alive(self, lease_id: int) -> bool:
+        try:
+            info = await self.registry.client.lease_time_to_live(lease_id, timeout_s=max(1.0, self.ttl_s / 2))
+        except (TimeoutError, ClientError):
+            return False
+        return info.ttl_s > 0
 
     async def _hand_over(self) -> None:
         """fleetd is stopping while this machine is registered, most likely to be started again (an
