@@ -35,7 +35,7 @@ from typing import Any
 from flotilla.systemd.errors import NoSuchUnit
 from flotilla.systemd.layout import Layout
 from flotilla.systemd.loader import BUILTIN_TARGETS, normalize_unit_name
-from flotilla.systemd.protocol import JobResult, UnitStatus
+from flotilla.systemd.protocol import JobResult, UnitStatus, job_failure_message, job_refusal
 from flotilla.units import SpecifierContext, UnitError, parse_unit_name, parse_unit_text, service_config
 
 __all__ = ["FakeUnitManager"]
@@ -51,15 +51,6 @@ _HARMLESS_SIGNALS = frozenset(
     {0, signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
     | {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 )
-_CAUSES = {
-    "exit-code": "the control process exited with error code",
-    "signal": "a fatal signal was delivered to the control process",
-    "core-dump": "a fatal signal was delivered causing the control process to dump core",
-    "timeout": "a timeout was exceeded",
-    "start-limit-hit": "start of the service was attempted too often",
-    "resources": "of unavailable resources or another system error",
-    "protocol": "the service did not take the steps required by its unit configuration",
-}
 
 
 @dataclass
@@ -593,27 +584,10 @@ class FakeUnitManager:
 
     def _refusal(self, name: str, job: str) -> JobResult | None:
         loaded = self._load_cached(name)
-        if loaded.load_state == "not-found":
-            return JobResult(name, job, "invalid", f"Unit {name} not found.")
-        if loaded.load_state == "masked":
-            return JobResult(name, job, "invalid", f"Unit {name} is masked.")
-        if loaded.load_state != "loaded":
-            return JobResult(
-                name, job, "invalid", f"Unit {name} has a bad unit file setting: {loaded.load_error}"
-            )
-        return None
+        return job_refusal(name, job, loaded.load_state, loaded.load_error)
 
     def _failure_message(self, name: str, result: str) -> str:
-        if result == "done":
-            return ""
-        if result == "dependency":
-            return f"A dependency job for {name} failed. See 'journalctl -xe' for details."
-        unit = self._units.get(name)
-        cause = _CAUSES.get(unit.result if unit else "", "the service failed")
-        return (
-            f'Job for {name} failed because {cause}.\nSee "systemctl status {name}" and "journalctl -xe" '
-            "for details."
-        )
+        return job_failure_message(name, result, getattr(self._units.get(name), "result", ""))
 
     def _run_start_jobs(self, members: set[str]) -> dict[str, str]:
         results: dict[str, str] = {}

@@ -25,7 +25,7 @@ from flotilla.systemd.journal import Journal
 from flotilla.systemd.layout import Layout
 from flotilla.systemd.loader import LoadedUnit, load_unit, normalize_unit_name
 from flotilla.systemd.procs import ProcessTracker, Reaper
-from flotilla.systemd.protocol import JobResult, UnitStatus
+from flotilla.systemd.protocol import JobResult, UnitStatus, job_failure_message, job_refusal
 from flotilla.systemd.service import RuntimeContext, ServiceRuntime, now_us
 from flotilla.units import SpecifierContext
 
@@ -250,37 +250,10 @@ class Manager:
 
     def _refusal(self, name: str, job: str) -> JobResult | None:
         loaded = self._load(name)
-        if loaded.load_state == "not-found":
-            return JobResult(name, job, "invalid", f"Unit {name} not found.")
-        if loaded.load_state == "masked":
-            return JobResult(name, job, "invalid", f"Unit {name} is masked.")
-        if loaded.load_state != "loaded":
-            return JobResult(
-                name, job, "invalid", f"Unit {name} has a bad unit file setting: {loaded.load_error}"
-            )
-        return None
+        return job_refusal(name, job, loaded.load_state, loaded.load_error)
 
     def _failure_message(self, name: str, result: str) -> str:
-        if result == "done":
-            return ""
-        if result == "dependency":
-            return f"A dependency job for {name} failed. See 'journalctl -xe' for details."
-        if result == "canceled":
-            return f"Job for {name} canceled."
-        runtime = self._runtimes.get(name)
-        cause = {
-            "exit-code": "the control process exited with error code",
-            "signal": "a fatal signal was delivered to the control process",
-            "core-dump": "a fatal signal was delivered causing the control process to dump core",
-            "timeout": "a timeout was exceeded",
-            "start-limit-hit": "start of the service was attempted too often",
-            "resources": "of unavailable resources or another system error",
-            "protocol": "the service did not take the steps required by its unit configuration",
-        }.get(getattr(runtime, "result", ""), "the service failed")
-        return (
-            f'Job for {name} failed because {cause}.\nSee "systemctl status {name}" and "journalctl -xe" '
-            "for details."
-        )
+        return job_failure_message(name, result, getattr(self._runtimes.get(name), "result", ""))
 
     def _unstartable(self, members: set[str]) -> set[str]:
         """Members that cannot load, and every member that Requires/BindsTo one of them (transitively)."""

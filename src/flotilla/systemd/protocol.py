@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
-__all__ = ["JobResult", "UnitManager", "UnitStatus"]
+__all__ = ["JobResult", "UnitManager", "UnitStatus", "job_failure_message", "job_refusal"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,44 @@ class JobResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobResult:
         return cls(**{k: data[k] for k in ("unit", "job_type", "result", "message") if k in data})
+
+
+# Why a service's start failed, as systemctl words it after "Job for x.service failed because ...".
+_FAILURE_CAUSES = {
+    "exit-code": "the control process exited with error code",
+    "signal": "a fatal signal was delivered to the control process",
+    "core-dump": "a fatal signal was delivered causing the control process to dump core",
+    "timeout": "a timeout was exceeded",
+    "start-limit-hit": "start of the service was attempted too often",
+    "resources": "of unavailable resources or another system error",
+    "protocol": "the service did not take the steps required by its unit configuration",
+}
+
+
+def job_refusal(name: str, job: str, load_state: str, load_error: str) -> JobResult | None:
+    """The ``invalid`` result for a job on a unit that is not loaded; None when it is."""
+    if load_state == "not-found":
+        return JobResult(name, job, "invalid", f"Unit {name} not found.")
+    if load_state == "masked":
+        return JobResult(name, job, "invalid", f"Unit {name} is masked.")
+    if load_state != "loaded":
+        return JobResult(name, job, "invalid", f"Unit {name} has a bad unit file setting: {load_error}")
+    return None
+
+
+def job_failure_message(name: str, result: str, unit_result: str) -> str:
+    """systemctl's message for a job that ended ``result`` on a unit whose ``Result=`` is ``unit_result``."""
+    if result == "done":
+        return ""
+    if result == "dependency":
+        return f"A dependency job for {name} failed. See 'journalctl -xe' for details."
+    if result == "canceled":
+        return f"Job for {name} canceled."
+    cause = _FAILURE_CAUSES.get(unit_result, "the service failed")
+    return (
+        f'Job for {name} failed because {cause}.\nSee "systemctl status {name}" and "journalctl -xe" '
+        "for details."
+    )
 
 
 class UnitManager(Protocol):
