@@ -123,8 +123,12 @@ class MemberProcess:
 def start_member(
     kind: str, base_dir: Path, *extra_args: str, env: dict[str, str] | None = None
 ) -> MemberProcess:
-    data_dir = base_dir / f"{kind}-{free_port()}"
-    member = MemberProcess(kind, data_dir, free_port(), free_port(), list(extra_args), env or {})
+    client_port = free_port()
+    peer_port = free_port()
+    while peer_port == client_port:  # a port freed by the first probe can come back from the second
+        peer_port = free_port()
+    data_dir = base_dir / f"{kind}-{client_port}"
+    member = MemberProcess(kind, data_dir, client_port, peer_port, list(extra_args), env or {})
     return member.start()
 
 
