@@ -445,7 +445,7 @@ def test_global_units_are_not_scheduled_but_count_as_load_and_block_conflicts():
 def test_global_unit_yields_to_an_already_scheduled_conflicting_unit():
     ms = machines(A, B)
     units = [unit("g.service", Global="yes", Conflicts="x.service"), unit("x.service")]
-    assert plan(ms, units, {"x.service": A}) == SchedulePlan()
+    assert plan(ms, units, {"x.service": A}) == SchedulePlan(globals=FrozenMapping({B: ("g.service",)}))
     assert global_units_for(ms[0], units, ["x.service"]) == ()
     assert global_units_for(ms[1], units, []) == (units[0],)
 

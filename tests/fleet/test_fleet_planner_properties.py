@@ -89,7 +89,9 @@ def replaces(a: Unit, b: Unit) -> bool:
     return one_way and not any(go_path_match(p, a.name) for p in b.options.replaces)
 
 
-def check_rules(snapshot: ClusterSnapshot, targets: dict[str, str]) -> None:
+def check_rules(
+    snapshot: ClusterSnapshot, targets: dict[str, str], globals_: dict[str, tuple[str, ...]]
+) -> None:
     units = {u.name: u for u in snapshot.units}
     machines_by_id = {m.id: m for m in snapshot.machines}
     on: dict[str, list[str]] = {}
@@ -101,10 +103,12 @@ def check_rules(snapshot: ClusterSnapshot, targets: dict[str, str]) -> None:
             assert machine.matches_id(unit.options.machine_id), (name, machine_id)
         assert unit.options.matches_metadata(machine.metadata), (name, machine_id)
         on.setdefault(machine_id, []).append(name)
+    for machine_id in machines_by_id:
+        # The globals the plan assigns a machine are the ones it qualifies for once the plan is written.
+        expected = global_units_for(machines_by_id[machine_id], snapshot.units, on.get(machine_id, []))
+        assert globals_.get(machine_id, ()) == tuple(g.name for g in expected), machine_id[:8]
     for machine_id, names in on.items():
-        running = names + [
-            g.name for g in global_units_for(machines_by_id[machine_id], snapshot.units, names)
-        ]
+        running = names + list(globals_.get(machine_id, ()))
         for name in names:
             for peer in units[name].options.machine_of:
                 assert peer in running, f"{name} is on {machine_id[:8]} without its MachineOf peer {peer}"
@@ -121,7 +125,7 @@ def check_rules(snapshot: ClusterSnapshot, targets: dict[str, str]) -> None:
 def test_plans_never_break_a_rule(snapshot):
     plan = plan_schedule(snapshot)
     after = dict(plan.apply(snapshot.targets))
-    check_rules(snapshot, after)
+    check_rules(snapshot, after, dict(plan.globals))
     # Every unit that wants to run is either scheduled or reported with a reason.
     for unit in snapshot.units:
         wants = unit.desired_state != "inactive" and not unit.is_global and not unit.is_template

@@ -1,10 +1,12 @@
-"""fleet's agent: one per machine, it makes the local unit manager run what the registry targets here.
+"""fleet's agent: one per machine, it makes the local unit manager run what the registry assigns here.
 
-Presence is a machine key under a lease the agent keeps alive. Each reconcile reads one snapshot and the
-local manager's view of the units fleet loaded here (the unit files in ``units_dir``), plans with the
-pure ``plan_agent``, applies the tasks through the ``UnitManager`` Protocol, and publishes each unit's
-LOAD/ACTIVE/SUB under the lease (only what changed). It runs on registry changes and every
-``reconcile_interval_s`` (unit states change without registry events).
+Presence is a machine key under a lease the agent keeps alive. Each reconcile reads this machine's
+assignments (``assignments/<machine>/``, written by the engine: its scheduled units and the global units
+it qualifies for — never the whole registry) and the local manager's view of the units fleet loaded here
+(the unit files in ``units_dir``), plans with the pure ``plan_agent``, applies the tasks through the
+``UnitManager`` Protocol, and publishes each unit's LOAD/ACTIVE/SUB under the lease (only what changed).
+It runs when its assignments change and every ``reconcile_interval_s`` (unit states change without
+registry events).
 
 What it does better than fleet: a store blip shorter than the lease TTL stops nothing (fleet #1145:
 nothing is stopped on an error, only when the lease is known lost); a restarted agent finds its units
@@ -25,8 +27,7 @@ from flotilla.client import ClientError
 from flotilla.fleet.agent_plan import AgentPlan, AgentTask, plan_agent
 from flotilla.fleet.loops import reconcile_until, sleep_or, until_first
 from flotilla.fleet.model import Machine, Unit, UnitState
-from flotilla.fleet.planner import global_units_for
-from flotilla.fleet.registry import Registry, RegistrySnapshot
+from flotilla.fleet.registry import Registry
 from flotilla.systemd import JobResult, UnitManager
 from flotilla.units import UnitError, parse_unit_text_fleet, unit_hash
 
@@ -59,8 +60,7 @@ class Agent:
         self._published: dict[str, tuple[UnitState, str]] = {}
         self._hashes: dict[str, tuple[float, int, str]] = {}
         self._lease_id = 0
-        self._last_key: object = None
-        self._last_full = float("-inf")
+        self._globals: set[str] = set()  # names of the global units among the last assignments read
 
     # ------------------------------------------------------------------ the loop
 
@@ -73,7 +73,6 @@ class Agent:
                 await self.registry.register_machine(self.machine, lease.id)
                 self._lease_id = lease.id
                 self._published.clear()  # the new lease holds none of our states yet
-                self._last_key = None  # and the next pass must be a full one
                 self.registered.set()
                 log.info(
                     "agent %s: registered (lease %x, ttl %ds)", self.machine.short_id, lease.id, self.ttl_s
@@ -134,28 +133,20 @@ class Agent:
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         await reconcile_until(
-            stop, self.registry, self.reconcile, interval_s=self.reconcile_interval_s, log=log,
-            who=f"agent {self.machine.short_id}",
+            stop, self.registry, self.reconcile, watch=(f"assignments/{self.machine.id}",),
+            interval_s=self.reconcile_interval_s, log=log, who=f"agent {self.machine.short_id}",
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one reconcile
 
-    def desired(self, snapshot: RegistrySnapshot) -> dict[str, tuple[Unit, str]]:
-        # Indexes shared by every agent reading the same snapshot: the work per agent is its own units and
-        # the global ones, not the whole cluster (a hundred agents in one process read one snapshot).
-        cluster = snapshot.cluster
-        by_name = snapshot.units_by_name
-        mine = snapshot.targets_by_machine.get(self.machine.id, ())
-        wanted: dict[str, tuple[Unit, str]] = {}
-        for name in mine:
-            unit = by_name.get(name)
-            if unit is not None and not unit.is_global:
-                wanted[name] = (unit, unit.desired_state)
-        machine = cluster.machine(self.machine.id) or self.machine
-        relevant = [by_name[n] for n in mine if n in by_name] + list(snapshot.global_units)
-        for unit in global_units_for(machine, relevant, mine):
-            wanted[unit.name] = (unit, unit.desired_state)
-        return wanted
+    async def desired(self) -> dict[str, tuple[Unit, str]]:
+        """What this machine should run: its assignments (its scheduled units and the global units it
+        qualifies for, as the engine wrote them), each with its desired state."""
+        assigned = await self.registry.assigned(self.machine.id)
+        for name, error in assigned.errors.items():
+            log.warning("agent %s: %s: %s", self.machine.short_id, name, error)
+        self._globals = {name for name, record in assigned.records.items() if record.is_global}
+        return {name: (unit, unit.desired_state) for name, unit in assigned.units.items()}
 
     async def current(self) -> dict[str, UnitState | None]:
         names = (
@@ -184,17 +175,7 @@ class Agent:
         return digest
 
     async def reconcile(self) -> AgentPlan:
-        snapshot = await self.registry.snapshot()
-        desired = self.desired(snapshot)
-        # A change elsewhere in the cluster that leaves this machine's desired units as they were needs no
-        # pass over the local manager; local state changes are caught by the next full pass, at most one
-        # interval later. With thousands of units every write wakes every agent: this keeps that cheap.
-        machine = snapshot.cluster.machine(self.machine.id)
-        key = (tuple(sorted((n, u.hash, state) for n, (u, state) in desired.items())), machine)
-        loop = asyncio.get_running_loop()
-        if key == self._last_key and loop.time() - self._last_full < self.reconcile_interval_s:
-            return AgentPlan(self.machine.id)
-        self._last_key, self._last_full = key, loop.time()
+        desired = await self.desired()
         plan = plan_agent(self.machine.id, desired, await self.current(), self._started)
         if plan.tasks:
             await self._apply(plan)
@@ -248,31 +229,32 @@ class Agent:
 
     async def _publish(self, desired: dict[str, tuple[Unit, str]]) -> None:
         current = await self.current()
+        changed: dict[str, tuple[UnitState, str]] = {}
         for name, (_unit, state) in desired.items():
             now = current.get(name)
             if now is None or state == "inactive":
                 continue
             fleet_state = "launched" if state == "launched" and now.active_state != "inactive" else "loaded"
-            if self._published.get(name) == (now, fleet_state):
-                continue
-            await self.registry.publish_state(now, self.machine, fleet_state, self._lease_id)
-            self._published[name] = (now, fleet_state)
-        for name in list(self._published):
-            if name not in desired:
-                await self.registry.remove_state(name, self.machine.id)
+            if self._published.get(name) != (now, fleet_state):
+                changed[name] = (now, fleet_state)
+        if changed:
+            await self.registry.publish_states(changed.values(), self.machine, self._lease_id)
+            self._published.update(changed)
+        gone = [name for name in self._published if name not in desired]
+        if gone:
+            await self.registry.remove_states(gone, self.machine.id)
+            for name in gone:
                 del self._published[name]
 
     async def _stop_singletons(self) -> None:
         """The lease is gone: the engine will place this machine's units elsewhere. Stop the non-global
-        ones here so none runs twice for longer than about one TTL."""
+        ones here so none runs twice for longer than about one TTL. Which are global comes from the last
+        assignments read, or else from the unit file itself (the store may be unreachable right now)."""
         current = await self.current()
         names = [n for n, s in current.items() if s is not None and s.active_state != "inactive"]
-        try:
-            snapshot = await asyncio.wait_for(self.registry.snapshot(), 1.0)
-            globals_ = {u.name for u in snapshot.cluster.units if u.is_global}
-        except (TimeoutError, ClientError):
-            globals_ = set()  # cannot tell: a global unit file says so itself
-            for name in names:
+        globals_ = set(self._globals)
+        for name in names:
+            if name not in globals_:
                 with contextlib.suppress(OSError, UnitError):
                     if Unit.from_text(name, (self.units_dir / name).read_text()).is_global:
                         globals_.add(name)

@@ -1,10 +1,10 @@
 """fleet's engine: one leader at a time places units on machines.
 
 Leadership is a key created under a lease (``Registry.campaign``); the leader keeps the lease alive and
-stops leading the moment the lease is lost. While it leads it reconciles on every registry change (a
-watch, debounced) and at least every ``reconcile_interval_s``: read one snapshot, plan with the pure
-``plan_schedule``, write the plan (every unschedule before any schedule), report one line when it did
-something (STYLE 5).
+stops leading the moment the lease is lost. While it leads it reconciles on every change of units
+and machines (a watch, debounced) and at least every ``reconcile_interval_s``: read one snapshot, plan
+with the pure ``plan_schedule`` and ``plan_assignments``, write both (every unschedule before any
+schedule), report one line when it did something (STYLE 5).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 from flotilla.client import ClientError
+from flotilla.fleet.assignments import plan_assignments
 from flotilla.fleet.loops import reconcile_until, sleep_or, until_first
 from flotilla.fleet.planner import SchedulePlan, plan_schedule
 from flotilla.fleet.registry import Registry
@@ -22,8 +22,6 @@ from flotilla.fleet.registry import Registry
 __all__ = ["Engine"]
 
 log = logging.getLogger("flotilla.fleet.engine")
-
-_WRITE_CONCURRENCY = 64
 
 
 class Engine:
@@ -80,32 +78,22 @@ class Engine:
 
     async def _lead(self, stop: asyncio.Event) -> None:
         await reconcile_until(
-            stop, self.registry, self.reconcile, interval_s=self.reconcile_interval_s, log=log, who="engine"
-        )
+            stop, self.registry, self.reconcile, watch=("job", "machines"),
+            interval_s=self.reconcile_interval_s, log=log, who="engine",
+        )  # fmt: skip
 
     async def reconcile(self) -> SchedulePlan:
-        snapshot = await self.registry.snapshot()
+        snapshot = await self.registry.engine_snapshot()
         plan = plan_schedule(snapshot.cluster)
-        await _bounded([lambda u=u: self.registry.unschedule(u.unit, u.machine_id) for u in plan.unschedule])
-        await _bounded([lambda p=p: self.registry.schedule(p.unit, p.machine_id) for p in plan.schedule])
+        assignments = plan_assignments(snapshot.cluster, plan, snapshot.assignments)
+        failed = 0
+        if plan.unschedule or plan.schedule or assignments:
+            failed = await self.registry.write_plan(snapshot, plan, assignments)
         reasons = dict(plan.unschedulable)
         await self.registry.report_unschedulable(snapshot.unschedulable, reasons)
         if plan.schedule or plan.unschedule or reasons != self._reported:
-            log.info("engine: %s (revision %d)", plan.summary(), snapshot.cluster.revision)
+            note = f", {failed} writes stale (next pass decides again)" if failed else ""
+            log.info("engine: %s (revision %d%s)", plan.summary(), snapshot.cluster.revision, note)
         self._reported = reasons
         self.last_plan = plan
         return plan
-
-
-async def _bounded(calls: list[Callable[[], Awaitable[object]]]) -> None:
-    """Run the writes with at most _WRITE_CONCURRENCY in flight (10,000 placements are 10,000 txns)."""
-    semaphore = asyncio.Semaphore(_WRITE_CONCURRENCY)
-
-    async def one(call: Callable[[], Awaitable[object]]) -> None:
-        async with semaphore:
-            await call()
-
-    if calls:
-        async with asyncio.TaskGroup() as group:
-            for call in calls:
-                group.create_task(one(call))

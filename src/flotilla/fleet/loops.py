@@ -1,12 +1,13 @@
-"""The loop engine and agent share (STYLE 5): reconcile on every registry change and at least every
-interval, one snapshot -> plan -> apply pass at a time, a failed pass logged and retried next time."""
+"""The loop engine and agent share (STYLE 5): reconcile on every change in the registry directories
+they read and at least every interval, one snapshot -> plan -> apply pass at a time, a failed pass logged
+and retried next time."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from flotilla.client import ClientError
 from flotilla.fleet.registry import Registry
@@ -21,6 +22,7 @@ async def reconcile_until(
     registry: Registry,
     reconcile: Callable[[], Awaitable[object]],
     *,
+    watch: Sequence[str],
     interval_s: float,
     log: logging.Logger,
     who: str,
@@ -28,11 +30,11 @@ async def reconcile_until(
     changed = asyncio.Event()
     changed.set()
 
-    async def watch() -> None:
-        async for _ in registry.changed():
+    async def follow(directory: str) -> None:
+        async for _ in registry.changed(directory):
             changed.set()
 
-    watcher = asyncio.ensure_future(watch())
+    watchers = [asyncio.ensure_future(follow(directory)) for directory in watch]
     try:
         while not stop.is_set():
             await sleep_or(changed, interval_s)
@@ -43,9 +45,11 @@ async def reconcile_until(
             except (TimeoutError, ClientError) as error:
                 log.warning("%s: reconcile failed: %s", who, error)
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ClientError):
-            await watcher
+        for watcher in watchers:
+            watcher.cancel()
+        for watcher in watchers:
+            with contextlib.suppress(asyncio.CancelledError, ClientError):
+                await watcher
 
 
 async def sleep_or(event: asyncio.Event, seconds: float) -> None:

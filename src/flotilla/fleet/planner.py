@@ -8,8 +8,10 @@ Rules, in the order they are applied:
    kept there (the unit later in name order yields), or a MachineOf peer is not there any more. Stale
    targets of templates, global units and destroyed units are removed too.
 2. Global units are placed next, on every machine whose metadata they satisfy and where they conflict with
-   nothing already there (units kept by rule 1, then globals in name order) — ``global_units_for`` gives
-   agents the same answer. As in fleet, they count towards a machine's load and block conflicting units.
+   nothing already there (units kept by rule 1, then globals in name order); the plan lists them per
+   machine (``SchedulePlan.globals``) and ``global_units_for`` gives one machine's answer. As in fleet, they count towards a machine's load and block conflicting units.
+   Once every other unit is placed they are admitted again, as a unit moved off a machine may have freed
+   it for a global that unit blocked.
 3. Every other non-inactive unit without a target is placed, MachineOf peers before their followers, on
    the least-loaded able machine (load = units on it, this plan's decisions included; ties by machine id).
    Able means: MachineID names it (full or 8-character short ID), MachineMetadata matches (keys AND, values
@@ -70,6 +72,7 @@ class SchedulePlan:
     schedule: tuple[Placement, ...] = ()
     unschedulable: Mapping[str, str] = field(default_factory=FrozenMapping)
     revision: int = 0
+    globals: Mapping[str, tuple[str, ...]] = field(default_factory=FrozenMapping)
 
     def summary(self) -> str:
         """One line for the engine's log, e.g. ``scheduled 3, unscheduled 1, 2 unschedulable``."""
@@ -295,16 +298,26 @@ class _Planner:
         self.by_metadata: dict[tuple[tuple[str, tuple[str, ...]], ...], frozenset[str]] = {}
         self.followers: dict[str, list[str]] = {}
         self.order, self.in_cycle = self._peer_order()
+        self.globals: dict[str, tuple[str, ...]] = {}
 
     def run(self) -> SchedulePlan:
         self._keep_scheduled()
         globals_ = _runnable_globals(self.units.values())
-        for machine_id in self.machines:
-            self.board.admit_globals(machine_id, globals_)
+        self.globals = {m: tuple(self.board.admit_globals(m, globals_)) for m in self.machines}
         self._check_kept_peers()
         self._evict_replaced_kept()
         self._place_unscheduled()
+        self._readmit_globals(globals_)
         return self._plan()
+
+    def _readmit_globals(self, globals_: list[Unit]) -> None:
+        """A unit moved off a machine after rule 2 may have freed it for a global unit it blocked: admit
+        the globals again against the final placement. Units placed since avoided the ones admitted
+        then, so those stay; the result is what ``global_units_for`` says for the planned targets."""
+        for machine_id, admitted in self.globals.items():
+            for name in admitted:
+                self.board.remove(name, machine_id)
+            self.globals[machine_id] = tuple(self.board.admit_globals(machine_id, globals_))
 
     # -- ordering -------------------------------------------------------------------------------------
 
@@ -573,4 +586,5 @@ class _Planner:
             schedule=tuple(schedule),
             unschedulable=FrozenMapping(sorted(self.unschedulable.items())),
             revision=self.snapshot.revision,
+            globals=FrozenMapping((m, names) for m, names in self.globals.items() if names),
         )

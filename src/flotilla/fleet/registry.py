@@ -13,6 +13,9 @@ Keys, under the prefix (default ``/_coreos.com/fleet/``), follow fleet's own lay
                                   "fleetState"}                under the machine's lease
     lease/engine-leader          {"MachineID","Version"}       under the engine leader's lease
     engine/unschedulable/<name>  why the engine cannot place a unit (ours: fleetctl prints it, fleet hung)
+    assignments/<id>/<name>      {"UnitHash","TargetState","Global"}  what machine <id> runs (ours, written
+                                 by the engine leader: an agent reads and watches only its own; see
+                                 flotilla.fleet.assignments)
 
 Guarantees each method needs from the store (STYLE 6):
 - ``create_unit`` is an atomic create of ``job/<name>/object`` (fails if the unit exists);
@@ -20,7 +23,13 @@ Guarantees each method needs from the store (STYLE 6):
 - ``unschedule`` is a compare-and-delete on the target's value (only the machine it names);
 - ``campaign`` is an atomic create of the leader key under the candidate's lease; leadership ends when
   that lease does;
-- ``snapshot`` is one range read, so every value in it is from the same revision.
+- ``snapshot``, ``engine_snapshot`` and ``assigned`` are each one read (a read-only txn of ranges), so
+  every value in one is from the same revision; unit bodies are content-addressed and never rewritten, so
+  they are read separately, once per process, and cached;
+- the engine's writes (``write_plan``) are conditional on what its snapshot saw — the target it removes,
+  the unit and desired state it assigns have not changed since — so a plan made from a stale snapshot
+  fails instead of overwriting newer decisions; writes are batched into transactions, and a batch that
+  fails is retried write by write so one stale decision does not hold up the others.
 """
 
 from __future__ import annotations
@@ -32,12 +41,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from flotilla.client import ClientError, Compare, EtcdClient, KeyValue, Op
+from flotilla.fleet.assignments import Assignment, AssignmentPlan
 from flotilla.fleet.model import DESIRED_STATES, ClusterSnapshot, FrozenMapping, Machine, Unit, UnitState
+from flotilla.fleet.planner import SchedulePlan
 
-__all__ = ["DEFAULT_PREFIX", "ENGINE_VERSION", "Registry", "RegistrySnapshot", "StateRecord"]
+__all__ = ["Assigned", "DEFAULT_PREFIX", "ENGINE_VERSION", "Registry", "RegistrySnapshot", "StateRecord"]
 
 DEFAULT_PREFIX = "/_coreos.com/fleet/"
 ENGINE_VERSION = 1
+
+_TXN_OPS = 120  # per transaction, compares and ops each; etcd's --max-txn-ops defaults to 128
+_TXNS_IN_FLIGHT = 8
+_BODY_RANGE_OVER = 1024  # this many unknown unit bodies are read with one range instead of batched gets
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,9 @@ class RegistrySnapshot:
     engine_leader: str | None = None
     unit_errors: FrozenMapping[str, str] = field(default_factory=FrozenMapping)
     unschedulable: FrozenMapping[str, str] = field(default_factory=FrozenMapping)
+    # Only in the engine's snapshot (which has no states): (machine, unit) -> assignment / its mod revision.
+    assignments: FrozenMapping[tuple[str, str], Assignment | None] = field(default_factory=FrozenMapping)
+    assignment_revisions: FrozenMapping[tuple[str, str], int] = field(default_factory=FrozenMapping)
 
     def current_state(self, name: str) -> str:
         """fleet's current state of a unit: ``launched`` / ``loaded`` on its target, else ``inactive``
@@ -92,45 +110,108 @@ class RegistrySnapshot:
         return {(r.state.name, r.state.machine_id): r for r in self.states}
 
 
+@dataclass(frozen=True)
+class Assigned:
+    """One machine's assignments at ``revision``: the records, and the units (with their desired state)
+    whose bodies could be read and parsed; ``errors`` says why any other was left out."""
+
+    records: FrozenMapping[str, Assignment]
+    units: FrozenMapping[str, Unit]
+    revision: int
+    errors: FrozenMapping[str, str] = field(default_factory=FrozenMapping)
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One conditional write; many are sent in one transaction."""
+
+    compare: tuple[Compare, ...]
+    ops: tuple[Op, ...]
+
+
 class Registry:
     def __init__(self, client: EtcdClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
-        self._parsed: dict[tuple[str, str], Unit] = {}  # (name, hash) -> parsed unit; unit text is immutable
-        self._inflight: asyncio.Future[RegistrySnapshot] | None = None
-        self._feed: _ChangeFeed | None = None
+        self._texts: dict[str, str] = {}  # unit hash -> unit text; bodies are content-addressed, immutable
+        self._parsed: dict[tuple[str, str], Unit] = {}  # (name, hash) -> parsed unit
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._feeds: dict[str, _ChangeFeed] = {}
 
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
 
+    def _dir(self, *parts: str) -> str:
+        return self._key(*parts) + "/"
+
     # ------------------------------------------------------------------ reading
 
     async def snapshot(self) -> RegistrySnapshot:
-        """One consistent read. Callers asking while a read is in flight share it (single flight): many
-        agents in one process, woken by the same change, cost one range instead of one each."""
-        if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.ensure_future(self._read_snapshot())
-        return await asyncio.shield(self._inflight)
+        """Units, machines, targets, states and the engine's notes in one read (the API's and fleetctl's
+        view). Callers asking while a read is in flight share it (single flight)."""
+        return await self._single_flight("full", lambda: self._read_snapshot(states=True))
 
-    async def _read_snapshot(self) -> RegistrySnapshot:
-        kvs, revision = await self.client.get_prefix(self.prefix)
-        return self._decode(kvs, revision)
+    async def engine_snapshot(self) -> RegistrySnapshot:
+        """What the engine plans from: the snapshot without states, with every machine's assignments."""
+        return await self._single_flight("engine", lambda: self._read_snapshot(assignments=True))
+
+    async def _single_flight(self, what: str, read) -> RegistrySnapshot:
+        inflight = self._inflight.get(what)
+        if inflight is None or inflight.done():
+            inflight = self._inflight[what] = asyncio.ensure_future(read())
+        return await asyncio.shield(inflight)
+
+    async def _read_snapshot(self, *, states: bool = False, assignments: bool = False) -> RegistrySnapshot:
+        ops = [
+            Op.get(self._dir("job"), prefix=True),
+            Op.get(self._dir("machines"), prefix=True),
+            Op.get(self._key("lease", "engine-leader")),
+            Op.get(self._dir("engine", "unschedulable"), prefix=True),
+        ]
+        if states:
+            ops.append(Op.get(self._dir("states"), prefix=True))
+        if assignments:
+            ops.append(Op.get(self._dir("assignments"), prefix=True))
+        result = await self.client.txn(success=ops)
+        kvs = [kv for response in result.responses for kv in response.kvs]
+        hashes = set()
+        for kv in result.responses[0].kvs:
+            if kv.key.endswith(b"/object"):
+                hashes.add(_json(kv.value).get("UnitHash", ""))
+        await self._read_bodies(hashes - {""})
+        return self._decode(kvs, result.revision)
+
+    async def _read_bodies(self, hashes: set[str]) -> None:
+        """Fetch the unit bodies not yet known (``self._texts``): batched gets, or one range for many."""
+        missing = sorted(h for h in hashes if h not in self._texts)
+        if not missing:
+            return
+        if len(missing) > _BODY_RANGE_OVER:
+            kvs, _ = await self.client.get_prefix(self._dir("unit"))
+        else:
+            batches = [missing[i : i + _TXN_OPS] for i in range(0, len(missing), _TXN_OPS)]
+            results = await asyncio.gather(
+                *(self.client.txn(success=[Op.get(self._key("unit", h)) for h in batch]) for batch in batches)
+            )
+            kvs = [kv for result in results for response in result.responses for kv in response.kvs]
+        cut = len(self._dir("unit"))
+        for kv in kvs:
+            self._texts[kv.key[cut:].decode("utf-8", "replace")] = _json(kv.value).get("Raw", "")
 
     def _decode(self, kvs: Iterable[KeyValue], revision: int) -> RegistrySnapshot:
-        bodies: dict[str, str] = {}
         jobs: dict[str, dict[str, str]] = {}
         machines: dict[str, dict] = {}
         api_metadata: dict[str, dict[str, str]] = {}
         states: list[tuple[str, str, dict]] = []
         unschedulable: dict[str, str] = {}
+        assignments: dict[tuple[str, str], Assignment | None] = {}
+        assignment_revisions: dict[tuple[str, str], int] = {}
         leader = None
         cut = len(self.prefix)
         for kv in kvs:
             parts = kv.key.decode("utf-8", "replace")[cut:].split("/")
             value = kv.value.decode("utf-8", "replace")
-            if parts[0] == "unit" and len(parts) == 2:
-                bodies[parts[1]] = _json(value).get("Raw", "")
-            elif parts[0] == "job" and len(parts) == 3:
+            if parts[0] == "job" and len(parts) == 3:
                 jobs.setdefault(parts[1], {})[parts[2]] = value
             elif parts[0] == "machines" and len(parts) == 3 and parts[2] == "object":
                 machines[parts[1]] = _json(value)
@@ -142,6 +223,10 @@ class Registry:
                 leader = _json(value).get("MachineID")
             elif parts[:2] == ["engine", "unschedulable"] and len(parts) == 3:
                 unschedulable[parts[2]] = value
+            elif parts[0] == "assignments" and len(parts) == 3:
+                assignment_revisions[(parts[1], parts[2])] = kv.mod_revision
+                # None for an unreadable record: never wanted, so the engine removes it
+                assignments[(parts[1], parts[2])] = Assignment.from_json(parts[1], parts[2], value)
         machine_list = {
             mid: Machine(
                 mid,
@@ -155,12 +240,12 @@ class Registry:
         for name, job in sorted(jobs.items()):
             unit_hash = _json(job.get("object", "{}")).get("UnitHash", "")
             desired = job.get("target-state", "inactive")
-            if unit_hash not in bodies or desired not in DESIRED_STATES:
+            if unit_hash not in self._texts or desired not in DESIRED_STATES:
                 errors[name] = (
                     f"job {name} names unit body {unit_hash or '(none)'} that is missing or invalid"
                 )
                 continue
-            unit = self._unit(name, unit_hash, bodies[unit_hash], desired, errors)
+            unit = self._unit(name, unit_hash, self._texts[unit_hash], desired, errors)
             if unit is None:
                 continue
             units.append(unit)
@@ -184,8 +269,39 @@ class Registry:
             revision,
         )
         return RegistrySnapshot(
-            cluster, tuple(records), leader, FrozenMapping(errors), FrozenMapping(unschedulable)
+            cluster,
+            tuple(records),
+            leader,
+            FrozenMapping(errors),
+            FrozenMapping(unschedulable),
+            FrozenMapping(assignments),
+            FrozenMapping(assignment_revisions),
         )
+
+    async def assigned(self, machine_id: str) -> Assigned:
+        """What ``machine_id`` should run, in one read of its own assignments (the agent's view)."""
+        directory = self._dir("assignments", machine_id)
+        kvs, revision = await self.client.get_prefix(directory)
+        records: dict[str, Assignment] = {}
+        errors: dict[str, str] = {}
+        for kv in kvs:
+            name = kv.key[len(directory) :].decode("utf-8", "replace")
+            record = Assignment.from_json(machine_id, name, kv.value)
+            if record is None:
+                errors[name] = f"assignment of {name} to {machine_id} is not readable"
+            else:
+                records[name] = record
+        await self._read_bodies({r.unit_hash for r in records.values()})
+        units: dict[str, Unit] = {}
+        for name, record in records.items():
+            text = self._texts.get(record.unit_hash)
+            if text is None:
+                errors[name] = f"unit body {record.unit_hash} of {name} is missing"
+                continue
+            unit = self._unit(name, record.unit_hash, text, record.desired_state, errors)
+            if unit is not None:
+                units[name] = unit
+        return Assigned(FrozenMapping(records), FrozenMapping(units), revision, FrozenMapping(errors))
 
     def _unit(
         self, name: str, unit_hash: str, text: str, desired: str, errors: dict[str, str]
@@ -201,8 +317,8 @@ class Registry:
         return cached if cached.desired_state == desired else cached.with_desired_state(desired)
 
     async def unit_text(self, unit_hash: str) -> str | None:
-        kv = await self.client.get(self._key("unit", unit_hash))
-        return None if kv is None else _json(kv.value.decode()).get("Raw")
+        await self._read_bodies({unit_hash})
+        return self._texts.get(unit_hash)
 
     # ------------------------------------------------------------------ units
 
@@ -239,6 +355,8 @@ class Registry:
     # ------------------------------------------------------------------ scheduling
 
     async def schedule(self, name: str, machine_id: str) -> bool:
+        """Target one unit at a machine (fleet's AttemptScheduleUnit); its assignment follows in the
+        engine's next pass. The engine writes whole plans with ``write_plan``."""
         target = self._key("job", name, "target")
         result = await self.client.txn(
             compare=[
@@ -250,15 +368,105 @@ class Registry:
         return result.succeeded
 
     async def unschedule(self, name: str, machine_id: str) -> bool:
-        return await self.client.compare_and_delete(self._key("job", name, "target"), machine_id)
+        return await self._write_one(self._unscheduling(name, machine_id))
+
+    async def write_plan(
+        self, snapshot: RegistrySnapshot, plan: SchedulePlan, assignments: AssignmentPlan
+    ) -> int:
+        """Write what the engine decided from ``snapshot``: every unscheduling first (a moving unit's old
+        target must be gone before its new one is created), then placements with their assignments, then
+        the other assignment changes. Returns how many writes failed their conditions (the next pass,
+        from a newer snapshot, decides again)."""
+        revision = snapshot.cluster.revision
+        failed = await self._write_all([self._unscheduling(u.unit, u.machine_id) for u in plan.unschedule])
+        failed += await self._write_all([self._placement(a, revision) for a in assignments.placed])
+        writes = [self._assignment(a, revision) for a in assignments.put]
+        writes += [
+            _Write(
+                (Compare.mod_revision(self._key("assignments", *key)) == snapshot.assignment_revisions[key],),
+                (Op.delete(self._key("assignments", *key)),),
+            )
+            for key in assignments.delete
+        ]
+        return failed + await self._write_all(writes)
+
+    def _unscheduling(self, name: str, machine_id: str) -> _Write:
+        target = self._key("job", name, "target")
+        return _Write(
+            (Compare.value(target) == machine_id,),
+            (Op.delete(target), Op.delete(self._key("assignments", machine_id, name))),
+        )
+
+    def _unchanged_unit(self, name: str, revision: int) -> tuple[Compare, ...]:
+        """The unit exists, and neither its body nor its desired state changed after ``revision``."""
+        job = self._key("job", name, "object")
+        return (
+            Compare.create_revision(job) > 0,
+            Compare.mod_revision(job) < revision + 1,
+            Compare.mod_revision(self._key("job", name, "target-state")) < revision + 1,
+        )
+
+    def _placement(self, assignment: Assignment, revision: int) -> _Write:
+        target = self._key("job", assignment.unit, "target")
+        return _Write(
+            (Compare.create_revision(target) == 0, *self._unchanged_unit(assignment.unit, revision)),
+            (
+                Op.put(target, assignment.machine_id),
+                Op.put(self._key("assignments", *assignment.key), assignment.to_json()),
+            ),
+        )
+
+    def _assignment(self, assignment: Assignment, revision: int) -> _Write:
+        if assignment.is_global:
+            where = Compare.create_revision(self._key("machines", assignment.machine_id, "object")) > 0
+        else:
+            where = Compare.value(self._key("job", assignment.unit, "target")) == assignment.machine_id
+        return _Write(
+            (where, *self._unchanged_unit(assignment.unit, revision)),
+            (Op.put(self._key("assignments", *assignment.key), assignment.to_json()),),
+        )
 
     async def report_unschedulable(self, before: dict[str, str] | FrozenMapping, now: dict[str, str]) -> None:
         """Write the reasons that changed since ``before`` and remove the ones that no longer apply."""
-        for name, reason in now.items():
-            if before.get(name) != reason:
-                await self.client.put(self._key("engine", "unschedulable", name), reason)
-        for name in before.keys() - now.keys():
-            await self.client.delete(self._key("engine", "unschedulable", name))
+        writes = [
+            _Write((), (Op.put(self._key("engine", "unschedulable", name), reason),))
+            for name, reason in now.items()
+            if before.get(name) != reason
+        ]
+        writes += [
+            _Write((), (Op.delete(self._key("engine", "unschedulable", name)),))
+            for name in before.keys() - now.keys()
+        ]
+        await self._write_all(writes)
+
+    async def _write_one(self, write: _Write) -> bool:
+        return (await self.client.txn(compare=write.compare, success=write.ops)).succeeded
+
+    async def _write_all(self, writes: list[_Write]) -> int:
+        """Send ``writes`` in as few transactions as etcd's limits allow, a few in flight; a transaction
+        that fails its conditions is retried write by write. Returns how many writes failed."""
+        batches: list[list[_Write]] = []
+        compares = ops = 0
+        for write in writes:
+            if not batches or compares + len(write.compare) > _TXN_OPS or ops + len(write.ops) > _TXN_OPS:
+                batches.append([])
+                compares = ops = 0
+            batches[-1].append(write)
+            compares += len(write.compare)
+            ops += len(write.ops)
+        semaphore = asyncio.Semaphore(_TXNS_IN_FLIGHT)
+
+        async def send(batch: list[_Write]) -> int:
+            async with semaphore:
+                compare = [c for w in batch for c in w.compare]
+                result = await self.client.txn(compare=compare, success=[op for w in batch for op in w.ops])
+            if result.succeeded:
+                return 0
+            if len(batch) == 1:
+                return 1
+            return sum(await asyncio.gather(*(send([write]) for write in batch)))
+
+        return sum(await asyncio.gather(*(send(batch) for batch in batches)))
 
     # ------------------------------------------------------------------ machines and states
 
@@ -277,19 +485,34 @@ class Registry:
     async def publish_state(
         self, state: UnitState, machine: Machine, fleet_state: str, lease_id: int
     ) -> None:
-        body = {
-            "loadState": state.load_state,
-            "activeState": state.active_state,
-            "subState": state.sub_state,
-            "machineState": {"ID": machine.id, "PublicIP": machine.public_ip,
-                             "Metadata": dict(machine.metadata), "Version": machine.version},
-            "unitHash": state.hash,
-            "fleetState": fleet_state,
-        }  # fmt: skip
-        await self.client.put(self._key("states", state.name, machine.id), json.dumps(body), lease=lease_id)
+        await self.publish_states([(state, fleet_state)], machine, lease_id)
+
+    async def publish_states(
+        self, states: Iterable[tuple[UnitState, str]], machine: Machine, lease_id: int
+    ) -> None:
+        """Write ``states/<name>/<machine>`` for each (state, fleet state) under the machine's lease, in
+        as few transactions as etcd allows."""
+        machine_state = {"ID": machine.id, "PublicIP": machine.public_ip, "Metadata": dict(machine.metadata),
+                         "Version": machine.version}  # fmt: skip
+        writes = []
+        for state, fleet_state in states:
+            body = {
+                "loadState": state.load_state,
+                "activeState": state.active_state,
+                "subState": state.sub_state,
+                "machineState": machine_state,
+                "unitHash": state.hash,
+                "fleetState": fleet_state,
+            }
+            key = self._key("states", state.name, machine.id)
+            writes.append(_Write((), (Op.put(key, json.dumps(body), lease=lease_id),)))
+        await self._write_all(writes)
 
     async def remove_state(self, name: str, machine_id: str) -> None:
-        await self.client.delete(self._key("states", name, machine_id))
+        await self.remove_states([name], machine_id)
+
+    async def remove_states(self, names: Iterable[str], machine_id: str) -> None:
+        await self._write_all([_Write((), (Op.delete(self._key("states", n, machine_id)),)) for n in names])
 
     # ------------------------------------------------------------------ the engine's leadership
 
@@ -310,27 +533,24 @@ class Registry:
 
     # ------------------------------------------------------------------ changes
 
-    async def changed(self) -> AsyncIterator[int]:
-        """Yield a revision whenever the registry changed since the caller last looked (coalesced). Every
-        caller in this process shares one watch: a hundred in-process agents are one stream, not a hundred
-        each woken by every event (fleet's own scaling problem)."""
-        if self._feed is None:
-            self._feed = _ChangeFeed(self)
-        async for revision in self._feed.subscribe():
+    async def changed(self, directory: str = "") -> AsyncIterator[int]:
+        """Yield a revision whenever anything under ``directory`` of the registry (e.g. ``job``,
+        ``assignments/<machine>``; empty for all of it) changed since the caller last looked, coalesced.
+        Callers in one process watching the same directory share one watch."""
+        feed = self._feeds.get(directory)
+        if feed is None:
+            prefix = self._dir(directory) if directory else self.prefix
+            feed = self._feeds[directory] = _ChangeFeed(self.client, prefix)
+        async for revision in feed.subscribe():
             yield revision
-
-    async def changes(self, start_revision: int) -> AsyncIterator[int]:
-        """Yield the revision of every change under the prefix from ``start_revision`` on."""
-        async for response in self.client.watch_prefix(self.prefix, start_revision=start_revision):
-            if response.events:
-                yield response.revision
 
 
 class _ChangeFeed:
-    """One watch of the registry, shared by every subscriber in the process while there is one."""
+    """One watch of a directory, shared by every subscriber in the process while there is one."""
 
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, client: EtcdClient, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
         self.revision = 0
         self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -339,10 +559,11 @@ class _ChangeFeed:
     async def _run(self) -> None:
         while True:
             try:
-                start = (await self._registry.snapshot()).cluster.revision
+                _, start = await self._client.get_prefix(self._prefix, keys_only=True, limit=1)
                 self._publish(start)
-                async for revision in self._registry.changes(start + 1):
-                    self._publish(revision)
+                async for response in self._client.watch_prefix(self._prefix, start_revision=start + 1):
+                    if response.events:
+                        self._publish(response.revision)
             except (TimeoutError, ClientError):
                 await asyncio.sleep(1.0)
 
