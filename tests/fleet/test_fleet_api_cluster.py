@@ -4,10 +4,13 @@ of ``serve_api``, and the same calls with Debian's etcd 3.4 as the store (DESIGN
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -18,6 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from flotilla.client import EtcdClient
 from flotilla.fleet.api import create_app, serve_api
+from flotilla.fleet.config import ConfigError, FleetConfig, load_config
+from flotilla.fleet.daemon import api_ssl_context
 from flotilla.fleet.model import Machine, UnitState
 from flotilla.fleet.registry import Registry
 from flotilla.ports import free_port
@@ -387,3 +392,65 @@ def test_the_same_calls_on_flotilla_and_on_debians_etcd(member, kind, tmp_path):
         etcd = start_member("etcd", tmp_path)
         stack.callback(etcd.kill)
         run(api_walkthrough(etcd.endpoint))
+
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "api.crt", directory / "api.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_the_tcp_listener_serves_tls_and_requires_client_certificates_when_told(member, tmp_path):
+    """fleetd's api_certfile/api_keyfile/api_cafile; the real fleetctl speaks to it with its TLS flags."""
+    cert, key = _certificate(tmp_path)
+    port = free_port()
+    config = FleetConfig(
+        api_listen=f"127.0.0.1:{port}", api_certfile=str(cert), api_keyfile=str(key), api_cafile=str(cert)
+    )
+    fleetctl = [str(Path(sys.executable).parent / "fleetctl"), f"--endpoint=https://127.0.0.1:{port}"]
+
+    async def body():
+        async with EtcdClient([member.endpoint]) as client:
+            registry = Registry(client, f"/fleet-api-{uuid.uuid4().hex}/")
+            await add_machine(registry, Machine(M1, "10.0.0.1"))
+            app = create_app(registry, version=VERSION)
+            async with serve_api(app, unix_path=None, tcp=config.api_listen, tcp_ssl=api_ssl_context(config)):
+                tls = [f"--ca-file={cert}", f"--cert-file={cert}", f"--key-file={key}"]
+                listed = await _run(*fleetctl, *tls, "list-machines", "--no-legend")
+                assert listed.returncode == 0, listed.stderr
+                assert listed.stdout.split() == [M1[:8] + "...", "10.0.0.1", "-"]
+                refused = await _run(*fleetctl, f"--ca-file={cert}", "list-machines")  # no client certificate
+                assert refused.returncode != 0 and refused.stdout == ""
+                async with aiohttp.ClientSession() as session:  # plain HTTP is not served there
+                    with pytest.raises(aiohttp.ClientError):
+                        await session.get(f"http://127.0.0.1:{port}{V1}/machines")
+
+    run(body())
+
+
+async def _run(*argv: str) -> subprocess.CompletedProcess:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "FLEETCTL_ENDPOINT": ""}
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return subprocess.CompletedProcess(argv, process.returncode, out.decode(), err.decode())
+
+
+def test_api_tls_settings_must_come_together():
+    for flags, message in (
+        ({"api_certfile": "c", "api_keyfile": "k"}, "set api_listen too"),
+        ({"api_listen": "127.0.0.1:1", "api_certfile": "c"}, "give both, or neither"),
+        ({"api_listen": "127.0.0.1:1", "api_cafile": "ca"}, "needs TLS"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_config(config_file=None, env={}, flags=flags)
+    config = load_config(config_file=None, env={"FLEET_RESTART_GRACE": "1m"}, flags={})
+    assert config.restart_grace == 60.0
+    broken = FleetConfig(api_listen="127.0.0.1:1", api_certfile="/nonexistent.crt", api_keyfile="/x.key")
+    with pytest.raises(ConfigError, match="cannot use the API's TLS files"):
+        api_ssl_context(broken)

@@ -21,17 +21,33 @@ def _announce(url: str) -> None:
 
 
 @click.command("discovery")
-@click.option("--listen-addr", default="127.0.0.1:8087", show_default=True,
-              help="host:port to serve on (port 0: any free port, printed on the first stdout line).")
-@click.option("--public-url", default="",
-              help="Base of the token URLs handed out (default: the scheme and host each request used).")
-@click.option("--store-endpoint", default="",
-              help="Client URL of an etcd-v2-compatible store (etcd or flotilla etcd with --enable-v2=true). "
-                   "Default: run a single-member Flotilla store in --data-dir.")
-@click.option("--data-dir", default="default.discovery", show_default=True, type=click.Path(path_type=Path),
-              help="Directory of the service's own store (unused with --store-endpoint).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--listen-addr",
+    default="127.0.0.1:8087",
+    show_default=True,
+    help="host:port to serve on (port 0: any free port, printed on the first stdout line).",
+)
+@click.option(
+    "--public-url",
+    default="",
+    help="Base of the token URLs handed out (default: the scheme and host each request used).",
+)
+@click.option(
+    "--store-endpoint",
+    default="",
+    help="Client URL of an etcd-v2-compatible store (etcd or flotilla etcd with --enable-v2=true). "
+    "Default: run a single-member Flotilla store in --data-dir.",
+)
+@click.option(
+    "--data-dir",
+    default="default.discovery",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Directory of the service's own store (unused with --store-endpoint).",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
 def command(listen_addr: str, public_url: str, store_endpoint: str, data_dir: Path, log_level: str) -> None:
     """Run etcd's discovery service: /new?size=N hands out token URLs for `etcd --discovery`."""
     from flotilla.discovery.service import parse_listen_addr, run_service

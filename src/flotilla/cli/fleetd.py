@@ -25,7 +25,11 @@ _HELP = {
     "token_limit": "Page size of the HTTP API.",
     "systemd_root": "Root of the local unit manager (`flotilla systemd --root`).",
     "api_socket": "Unix socket of fleet's HTTP API (default ROOT/run/fleet.sock).",
-    "api_listen": "Also serve the HTTP API on this host:port (unauthenticated, like fleet's).",
+    "api_listen": "Also serve the HTTP API on this host:port (unauthenticated unless api_cafile is set).",
+    "api_certfile": "Serve api_listen over TLS with this certificate (with api_keyfile).",
+    "api_keyfile": "Private key of api_certfile.",
+    "api_cafile": "Require API clients on api_listen to present a certificate signed by this CA.",
+    "restart_grace": "How long (default 10s) a stopped fleetd keeps its machine present for a restart.",
     "machine_id": "Machine ID (default: ROOT/etc/machine-id).",
 }
 
@@ -64,5 +68,5 @@ def command(config_file: str | None, **flags: str | None) -> None:
 
     try:
         asyncio.run(run_fleetd(config))
-    except ManagerUnavailable as error:
+    except (ManagerUnavailable, ConfigError) as error:
         raise click.ClickException(str(error)) from None

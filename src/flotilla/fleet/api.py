@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -451,10 +452,10 @@ def _tcp_listener(address: str) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def serve_api(
-    app: web.Application, *, unix_path: str | None, tcp: str | None
+    app: web.Application, *, unix_path: str | None, tcp: str | None, tcp_ssl: ssl.SSLContext | None = None
 ) -> AsyncIterator[ApiServer]:
-    """Serve ``app`` on a unix socket (mode 0600) and/or TCP ``host:port`` (port 0: any free port) while
-    the context is open; the socket file is removed on exit."""
+    """Serve ``app`` on a unix socket (mode 0600) and/or TCP ``host:port`` (port 0: any free port; TLS
+    with ``tcp_ssl``) while the context is open; the socket file is removed on exit."""
     if unix_path is None and tcp is None:
         raise ValueError("serve_api needs a unix socket path, a TCP host:port or both")
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -468,7 +469,8 @@ async def serve_api(
             sockets.append(_tcp_listener(tcp))
             tcp_address = sockets[-1].getsockname()[:2]
         for sock in sockets:
-            await web.SockSite(runner, sock).start()
+            secure = tcp_ssl if sock.family != socket.AF_UNIX else None
+            await web.SockSite(runner, sock, ssl_context=secure).start()
         yield ApiServer(unix_path, tcp_address)
     finally:
         await runner.cleanup()

@@ -2,8 +2,10 @@
 top level), then ``FLEET_<KEY>`` environment variables, then command-line flags (``--etcd_servers=...``,
 ``--etcd-servers ...``) — each overriding the one before, as fleet documents.
 
-Two settings are Flotilla's own: ``systemd_root`` (the root of the local unit manager that runs units,
-``flotilla systemd --root``) and ``api_socket``/``api_listen`` (where fleet's HTTP API is served).
+Some settings are Flotilla's own: ``systemd_root`` (the root of the local unit manager that runs units,
+``flotilla systemd --root``), ``api_socket``/``api_listen`` (where fleet's HTTP API is served) with
+``api_certfile``/``api_keyfile``/``api_cafile`` (TLS, and client certificates, on the TCP listener), and
+``restart_grace`` (how long a stopped fleetd keeps its machine present so a restart moves nothing).
 Defaults differ from fleet's where the issue asks for better failover: ``agent_ttl`` is 2s (fleet: 30s),
 so a dead machine's units run elsewhere within about 5 s.
 """
@@ -74,6 +76,10 @@ class FleetConfig:
     systemd_root: str = "/"
     api_socket: str = ""  # default: <systemd_root>/run/fleet.sock (fleet: /var/run/fleet.sock)
     api_listen: str = ""  # host:port for TCP as well (off by default: fleet's API has no authentication)
+    api_certfile: str = ""  # serve api_listen over TLS with this certificate ...
+    api_keyfile: str = ""  # ... and key
+    api_cafile: str = ""  # and require client certificates signed by this CA
+    restart_grace: float = 10.0  # how long a stopped fleetd keeps its machine present for a restart
     machine_id: str = ""  # default: <systemd_root>/etc/machine-id
 
     @property
@@ -98,6 +104,7 @@ def _convert(name: str, raw: str, source: str) -> object:
             "engine_reconcile_interval",
             "agent_reconcile_interval",
             "etcd_request_timeout",
+            "restart_grace",
         ):
             value = parse_duration_s(raw.strip('"'))
             if value <= 0:
@@ -150,4 +157,10 @@ def load_config(
     for source, values in layers:
         converted = {name: _convert(name, raw, source) for name, raw in values.items()}
         config = replace(config, **converted)
+    if (config.api_certfile or config.api_keyfile or config.api_cafile) and not config.api_listen:
+        raise ConfigError("api_certfile/api_keyfile/api_cafile secure the TCP listener: set api_listen too")
+    if bool(config.api_certfile) != bool(config.api_keyfile):
+        raise ConfigError("api_certfile and api_keyfile go together: give both, or neither")
+    if config.api_cafile and not config.api_certfile:
+        raise ConfigError("api_cafile (client certificates) needs TLS: set api_certfile and api_keyfile")
     return config

@@ -9,9 +9,9 @@ Rules, in the order they are applied:
    targets of templates, global units and destroyed units are removed too.
 2. Global units are placed next, on every machine whose metadata they satisfy and where they conflict with
    nothing already there (units kept by rule 1, then globals in name order); the plan lists them per
-   machine (``SchedulePlan.globals``) and ``global_units_for`` gives one machine's answer. As in fleet, they count towards a machine's load and block conflicting units.
-   Once every other unit is placed they are admitted again, as a unit moved off a machine may have freed
-   it for a global that unit blocked.
+   machine (``SchedulePlan.globals``) and ``global_units_for`` gives one machine's answer. As in fleet,
+   they count towards a machine's load and block conflicting units. Once every other unit is placed they
+   are admitted again, as a unit moved off a machine may have freed it for a global that unit blocked.
 3. Every other non-inactive unit without a target is placed, MachineOf peers before their followers, on
    the least-loaded able machine (load = units on it, this plan's decisions included; ties by machine id).
    Able means: MachineID names it (full or 8-character short ID), MachineMetadata matches (keys AND, values
