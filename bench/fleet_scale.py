@@ -1,15 +1,15 @@
 """fleet at scale: N units onto M machines on a real store, then failover times over K machine deaths.
 
 The store is a real `flotilla etcd` member (or Debian's etcd with `--store etcd`). The machines are light
-in-process agents — the real `Agent` and `Engine` classes over one shared client, each agent with an
-in-memory unit manager (`FakeUnitManager`) instead of processes — as the issue allows. Every machine also
-runs an engine candidate, so the leader can die too.
+agents, as the issue allows: the real `Agent` (and `Engine`) classes, each agent with an in-memory unit
+manager (`FakeUnitManager`) instead of processes, spread over `--workers` processes that each share one
+store client. Three machines are engine candidates (the rest run with the engine disabled, as fleet's
+disable_engine); the kills spare them, so an engine is always there (leader failover is measured by the
+integration tests). The bench's own process only creates the units (64 at a time, as API clients would)
+and watches progress.
 
 - converge: from the first create until the registry shows every unit `launched` (engine placed it, the
   agent on its machine started it and published its state);
-Three machines are engine candidates (the rest run with the engine disabled, as fleet's disable_engine);
-the kills spare them, so an engine is always there (leader failover is measured by the integration tests).
-
 - failover: kill a machine holding units (its loops vanish; its lease expires on its own), and time until
   every unit it held is launched on another machine; K times, reporting median and max.
 
@@ -46,18 +46,16 @@ class Cluster:
     def __init__(self, registry: Registry, base: Path, agent_ttl_s: int) -> None:
         self.registry, self.base, self.ttl = registry, base, agent_ttl_s
         self.tasks: dict[str, list[asyncio.Task]] = {}
-        self.engine_candidates: set[str] = set()
         self.stop = asyncio.Event()
 
-    def boot(self, index: int, *, engine: bool = True) -> str:
+    def boot(self, index: int) -> str:
         machine_id = f"{index:08x}" + "0" * 24
         manager = FakeUnitManager(root=str(self.base / machine_id))
         machine = Machine(machine_id, f"10.1.{index // 250}.{index % 250}")
         agent = Agent(self.registry, manager, machine, self.base / machine_id / "units", ttl_s=self.ttl,
                       reconcile_interval_s=2.0)  # fmt: skip
         self.tasks[machine_id] = [asyncio.ensure_future(agent.run(self.stop))]
-        if engine and index < ENGINE_CANDIDATES:
-            self.engine_candidates.add(machine_id)  # like fleetd's disable_engine on all but a few machines
+        if index < ENGINE_CANDIDATES:  # like fleetd's disable_engine on all but a few machines
             engine = Engine(self.registry, machine_id, reconcile_interval_s=2.0, lease_ttl_s=self.ttl)
             self.tasks[machine_id].append(asyncio.ensure_future(engine.run(self.stop)))
         return machine_id
@@ -75,13 +73,14 @@ class Cluster:
 
 
 def _worker(endpoint: str, prefix: str, base: str, indexes: list[int], ttl: int, commands) -> None:
-    """A process of light agents (no engines): boots its machines, kills the ones it is told to."""
+    """A process of light machines: boots its machines (the first ENGINE_CANDIDATES with an engine each),
+    kills the ones it is told to."""
 
     async def main() -> None:
         client = EtcdClient([endpoint], timeout_s=30)
         cluster = Cluster(Registry(client, prefix), Path(base), ttl)
         for index in indexes:
-            cluster.boot(index, engine=False)
+            cluster.boot(index)
         loop = asyncio.get_running_loop()
         while (command := await loop.run_in_executor(None, commands.get)) is not None:
             await cluster.kill(command)
@@ -93,7 +92,7 @@ def _worker(endpoint: str, prefix: str, base: str, indexes: list[int], ttl: int,
 
 class Workers:
     """Machines spread over worker processes, so a hundred agents do not share one event loop (with one
-    fleetd per machine they never do); the engine candidates stay in the bench's own process."""
+    fleetd per machine they never do) nor the bench's own, which creates units and watches progress."""
 
     def __init__(
         self, count: int, endpoint: str, prefix: str, base: Path, first: int, machines: int, ttl: int
@@ -148,9 +147,10 @@ async def bench(options: argparse.Namespace) -> None:
     client = EtcdClient([member.endpoint], timeout_s=30)
     registry = Registry(client, "/fleet-bench/")
     cluster = Cluster(registry, base, options.agent_ttl)
+    engine_candidates = {f"{index:08x}" + "0" * 24 for index in range(ENGINE_CANDIDATES)}
     workers = None
     try:
-        local = options.machines if options.workers == 0 else ENGINE_CANDIDATES
+        local = options.machines if options.workers == 0 else 0
         for index in range(local):
             cluster.boot(index)
         if options.workers:
@@ -179,7 +179,7 @@ async def bench(options: argparse.Namespace) -> None:
             if time.perf_counter() - started > options.give_up_s:
                 print(f"gave up after {options.give_up_s:.0f} s: {done} of {options.units} launched")
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
         converge_s = time.perf_counter() - started
         where = f"{options.workers} agent processes" if options.workers else "one process"
         print(f"store: {options.store}; {options.units} units onto {options.machines} machines ({where})")
@@ -193,7 +193,7 @@ async def bench(options: argparse.Namespace) -> None:
             for name, machine_id in snapshot.cluster.targets.items():
                 by_machine.setdefault(machine_id, set()).add(name)
             alive = set(cluster.tasks) | (set(workers.home) if workers else set())
-            candidates = [m for m in by_machine if m in alive and m not in cluster.engine_candidates]
+            candidates = [m for m in by_machine if m in alive and m not in engine_candidates]
             victim = max(candidates, key=lambda m: len(by_machine[m]))
             units = by_machine[victim]
             killed = time.perf_counter()
@@ -211,7 +211,7 @@ async def bench(options: argparse.Namespace) -> None:
                         f"failover did not finish: leader {snapshot.engine_leader}, "
                         f"{len(snapshot.cluster.machines)} machines, e.g. {detail}"
                     )
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.2)
             times.append(time.perf_counter() - killed)
             print(f"  kill {len(times)}: {len(units)} units moved in {times[-1]:.2f} s")
         if times:
