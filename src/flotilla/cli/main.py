@@ -21,6 +21,7 @@ _SUBCOMMAND_MODULES = (
     "flotilla.cli.systemctl",
     "flotilla.cli.journalctl",
     "flotilla.cli.fleetd",
+    "flotilla.cli.cloudinit",
 )
 
 
