@@ -140,7 +140,7 @@ def _plan(config: CloudConfig, root: Path, values: Mapping[str, str]) -> _Plan:
         plan.file("/etc/hostname", config.hostname + "\n")
     _plan_users(config, root, plan)
     for wf in config.write_files:
-        plan.file(posixpath.normpath("/" + wf.path), wf.content, wf.permissions, wf.owner)
+        plan.file(_machine_path(wf.path), wf.content, wf.permissions, wf.owner)
     if config.oem.id:
         plan.file("/etc/oem-release", render.oem_release(config.oem))
     if not config.update.is_empty():
@@ -170,7 +170,7 @@ def _plan_users(config: CloudConfig, root: Path, plan: _Plan) -> None:
     plan.file("/etc/shadow", shadow, 0o640)
     homes = {row.split(":")[0]: row.split(":")[5] for row in plan.passwd.splitlines() if row.count(":") >= 6}
     for user in users:
-        home = posixpath.normpath("/" + homes.get(user.name, f"/home/{user.name}"))
+        home = _machine_path(homes.get(user.name, f"/home/{user.name}"))
         if not user.no_create_home:
             plan.ops.append(_Op(home, "dir", mode=0o755, owner=user.name))
         keys = list(user.ssh_authorized_keys)
@@ -226,8 +226,14 @@ def _plan_unit(unit: Unit, root: Path, plan: _Plan) -> None:
         plan.commands.append((unit.name, unit.command))
 
 
+def _machine_path(path: str) -> str:
+    """``path`` as an absolute, normalized path inside the machine: ``..`` cannot climb out of its root."""
+    # One leading "/" only: POSIX lets normpath keep "//" at the start.
+    return posixpath.normpath("/" + path.lstrip("/"))
+
+
 def _inside(root: Path, path: str) -> Path:
-    return root / posixpath.normpath("/" + path).lstrip("/")
+    return root / _machine_path(path).lstrip("/")
 
 
 def _read(root: Path, path: str) -> str:

@@ -280,7 +280,7 @@ def _write_file(obj: _Obj, found: _Collector) -> WriteFile | None:
     if not path:
         found.error(obj.line, 'write_files entry without a "path"')
         return None
-    directory = posixpath.dirname(posixpath.normpath("/" + path))
+    directory = posixpath.dirname(posixpath.normpath("/" + path.lstrip("/")))
     if directory == "/usr" or directory.startswith("/usr/"):
         found.error(obj.line_of("path"), "file cannot be written to a read-only filesystem")
         return None
