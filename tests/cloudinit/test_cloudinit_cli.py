@@ -1,4 +1,4 @@
-"""`flotilla cloudinit validate|apply` through click's CliRunner: output and exit codes (1 errors, 2 usage)."""
+"""`flotilla cloudinit validate|apply` through CliRunner: output and exit codes (1 errors, 2 usage)."""
 
 from __future__ import annotations
 
