@@ -391,3 +391,9 @@ def test_parse_raises_with_every_error_and_the_source() -> None:
 def test_warnings_do_not_stop_parse() -> None:
     config, report = check("#cloud-config\nhostname: a\nfoo: 1\n")
     assert config is not None and config.hostname == "a" and len(report.warnings) == 1
+
+
+def test_control_characters_are_reported_with_their_line() -> None:
+    assert validate("#cloud-config\nhostname: a\nfoo: \x01\n").lines() == [
+        "line 3: error: character '\\x01' is not allowed in YAML (remove it or quote it with an escape)"
+    ]

@@ -119,7 +119,8 @@ def _compose(text: str, found: _Collector) -> yaml.Node | None:
         found.error(mark.line + 1 if mark else 1, message)
     except yaml.reader.ReaderError as error:
         line = text.count("\n", 0, error.position) + 1 if isinstance(error.position, int) else 1
-        found.error(line, f"character {error.character!r} is not allowed in YAML")
+        char = chr(error.character) if isinstance(error.character, int) else error.character
+        found.error(line, f"character {char!r} is not allowed in YAML (remove it or quote it with an escape)")
     except yaml.YAMLError as error:
         found.error(1, str(error))
     except RecursionError:
