@@ -21,6 +21,15 @@ CORE_PACKAGES = (
     "flotilla.linearizability",
     "flotilla.units",
     "flotilla.fleet.planner",
+    "flotilla.fleet.assignments",
+    "flotilla.fleet.agent_plan",
+    "flotilla.cloudinit.parse",
+    "flotilla.cloudinit.render",
+    "flotilla.cloudinit.schema",
+    "flotilla.cloudinit.report",
+    "flotilla.cloudinit.model",
+    "flotilla.cloudinit.substitute",
+    "flotilla.cloudinit.decode",
 )
 
 FORBIDDEN_MODULES = frozenset(
