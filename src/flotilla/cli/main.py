@@ -22,6 +22,7 @@ _SUBCOMMAND_MODULES = (
     "flotilla.cli.journalctl",
     "flotilla.cli.fleetd",
     "flotilla.cli.cloudinit",
+    "flotilla.cli.machine",
 )
 
 
