@@ -100,35 +100,47 @@ def machine_pids(root: str | Path, *, manager: int = 0) -> set[int]:
 def sweep(root: str | Path, *, manager: int = 0) -> int:
     """SIGKILL the machine's manager and every unit process until none is left; returns how many were sent.
 
-    Raises RuntimeError if processes survive every round (e.g. stuck in uninterruptible sleep)."""
-    sent = 0
+    A killed process loses its environment (so its tag) before it is a zombie: the PIDs signalled are
+    watched until they are gone too. RuntimeError if processes survive every round."""
+    sent: set[int] = set()
     for _ in range(_SWEEP_ROUNDS):
         for cgroup in _unit_cgroups(root):
             with contextlib.suppress(OSError):
                 (cgroup / "cgroup.kill").write_text("1")  # the kernel kills the whole cgroup at once
         pids = machine_pids(root, manager=manager)
-        if not pids:
+        if not pids and not any(process_alive(pid) for pid in sent):
             _remove_cgroups(root)
-            return sent
+            return len(sent)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-                sent += 1
+                sent.add(pid)
         time.sleep(_SWEEP_PAUSE_S)
-    left = machine_pids(root, manager=manager)
+    left = machine_pids(root, manager=manager) | {pid for pid in sent if process_alive(pid)}
     if left:
         raise RuntimeError(f"{root}: processes {sorted(left)} survive SIGKILL; look at them with ps")
-    return sent
+    return len(sent)
 
 
 def _remove_cgroups(root: str | Path) -> None:
+    """Remove the manager's emptied cgroups; a killed process leaves its cgroup only once it is reaped,
+    which its new parent does a moment later, so a busy cgroup is retried for a short while."""
     cgroups = _unit_cgroups(root)
-    for cgroup in cgroups:
+    for _ in range(_SWEEP_ROUNDS):
+        for cgroup in list(cgroups):
+            with contextlib.suppress(FileNotFoundError):
+                try:
+                    cgroup.rmdir()
+                except OSError:
+                    continue
+            cgroups.remove(cgroup)
+        if not cgroups:
+            break
+        time.sleep(_SWEEP_PAUSE_S)
+    hierarchy = cgroup_hierarchy()
+    if hierarchy is not None:
         with contextlib.suppress(OSError):
-            cgroup.rmdir()
-    if cgroups:
-        with contextlib.suppress(OSError):
-            cgroups[0].parent.rmdir()
+            (hierarchy / "flotilla" / Layout.at(root).instance_tag).rmdir()
 
 
 def _watch(root: str, fd: int) -> None:
