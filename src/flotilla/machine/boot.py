@@ -66,6 +66,13 @@ def prepare(spec: MachineSpec) -> CloudConfig:
     """Step 1: BootError if the spec or the cloud-config is wrong, or the machine already runs."""
     check_spec(spec)
     config = load_cloud_config(spec)
+    try:  # settings the vendor units cannot express are refused now, before anything is written
+        vendor.etcd04_environment(dict(config.etcd), str(spec.root))
+        vendor.vendor_units(
+            vendor.VendorContext(str(spec.root), sys.executable, spec.ip, spec.advertised_ip, "0" * 32), ()
+        )
+    except vendor.VendorError as error:
+        raise BootError(f"{spec.cloud_config}: {error}") from None
     state = read_state(spec.root) if spec.root.is_dir() else None
     if state is not None and state.is_alive and state.pid != os.getpid():
         raise BootError(
