@@ -22,7 +22,14 @@ from machine_harness import (  # noqa: E402
     wait_for,
 )
 
-from flotilla.machine import MachineSpec, machine_pids, read_state  # noqa: E402
+from flotilla.machine import (  # noqa: E402
+    MachineNotRunning,
+    MachineSpec,
+    kill_machine,
+    machine_pids,
+    read_state,
+    stop_machine,
+)
 from flotilla.ports import free_port  # noqa: E402
 from flotilla.systemd import JournalReader  # noqa: E402
 
@@ -126,11 +133,26 @@ def test_kill_9_of_the_machine_leaves_no_process_of_it(tmp_path: Path) -> None:
         assert etcdctl(endpoint, "get", "k").returncode != 0
 
 
-def test_the_python_api_kill_is_a_host_failure_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("by", ["handle", "root"])
+def test_the_python_api_kill_is_a_host_failure_too(tmp_path: Path, by: str) -> None:
     spec = _spec(tmp_path, "core3")
     with running_machine(spec) as machine:
         pids = machine.pids()
-        machine.kill()
+        if by == "handle":
+            machine.kill()
+        else:
+            kill_machine(spec.root)  # `flotilla kill`: from the root directory alone
         assert not machine_pids(spec.root)
         assert not any(_alive(pid) for pid in pids)
         assert read_state(spec.root).phase == "killed"  # type: ignore[union-attr]
+
+
+def test_stop_and_kill_from_the_root_directory_alone(tmp_path: Path) -> None:
+    """What `flotilla down` and `flotilla kill` use: no handle, only the machine's root."""
+    spec = _spec(tmp_path, "core4")
+    with running_machine(spec) as machine:
+        assert stop_machine(spec.root).phase == "stopped"
+        assert machine.process.wait(30) == 0
+        assert not machine_pids(spec.root)
+        with pytest.raises(MachineNotRunning, match="no machine runs there"):
+            kill_machine(spec.root)
