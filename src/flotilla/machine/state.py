@@ -58,8 +58,16 @@ class MachineState:
 
     @property
     def is_alive(self) -> bool:
-        """Whether the `flotilla machine` process still runs (a zombie counts as gone)."""
-        return process_alive(self.pid)
+        """Whether the `flotilla machine` process still runs (a zombie, or a PID reused by another
+        program after a host-failure kill, counts as gone)."""
+        if not process_alive(self.pid):
+            return False
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            return False
+        return b"machine" in argv  # the --root given may have been relative: not compared
 
 
 def read_state(root: str | Path) -> MachineState | None:
