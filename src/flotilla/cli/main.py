@@ -23,6 +23,10 @@ _SUBCOMMAND_MODULES = (
     "flotilla.cli.fleetd",
     "flotilla.cli.cloudinit",
     "flotilla.cli.machine",
+    "flotilla.cli.up",
+    "flotilla.cli.status",
+    "flotilla.cli.down",
+    "flotilla.cli.kill",
 )
 
 
