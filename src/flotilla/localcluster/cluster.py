@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import time
@@ -54,6 +55,7 @@ _T = TypeVar("_T")
 
 _POLL_S = 0.1
 _STOP_S = 60.0
+_UNIX_SOCKET_MAX = 107  # sun_path is 108 bytes with its terminating NUL
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,17 @@ def _check_ports(options: UpOptions) -> None:
                     ) from None
 
 
+def _check_socket_paths(state_dir: Path, size: int) -> None:
+    """Each machine's unit manager listens on a unix socket under its root, whose address holds at most
+    107 bytes: a long state directory is refused now rather than as a manager failing to start."""
+    longest = state_dir / config.machine_name(size - 1) / "run/flotilla-systemd/manager.sock"
+    if len(os.fsencode(str(longest))) > _UNIX_SOCKET_MAX:
+        raise LocalClusterError(
+            f"{state_dir}: too long a path for the machines' unix sockets ({longest} is over "
+            f"{_UNIX_SOCKET_MAX} bytes); give a shorter --state-dir"
+        )
+
+
 def _set_aside_previous(state_dir: Path, echo: Echo) -> None:
     """A stopped cluster's machines keep their store data, which a new discovery token cannot join: they
     are moved to ``previous/`` (replacing an older one), so a new ``up`` starts afresh and nothing the
@@ -165,6 +178,7 @@ def up(options: UpOptions, *, echo: Echo = print) -> ClusterRecord:
             f"a cluster is already running in {state_dir} ({len(existing.machines)} machines); "
             "see it with: flotilla status; stop it with: flotilla down"
         )
+    _check_socket_paths(state_dir, options.size)
     user_text = _load_user_config(options.cloud_config) if options.cloud_config else None
     if user_text is None:
         _check_ports(options)
