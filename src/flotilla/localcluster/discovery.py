@@ -46,7 +46,7 @@ def wait_discovery_url(process: subprocess.Popen[bytes], log: Path, deadline: fl
         if process.poll() is not None:
             raise UpFailed(f"the discovery service exited with status {process.returncode}; see {log}")
         if time.monotonic() > deadline:
-            raise UpFailed(f"the discovery service did not start listening in time; see {log}")
+            raise UpFailed(f"timed out: the discovery service did not start listening in time; see {log}")
         time.sleep(_POLL_S)
 
 
