@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from localcluster_harness import FLOTILLA, cluster_ports, user_env  # noqa: E402
 
 from flotilla.localcluster import cluster_pids, down, read_record  # noqa: E402
+from flotilla.machine import machine_pids  # noqa: E402
 
 
 @pytest.fixture
@@ -103,7 +104,9 @@ coreos:
 
 
 @pytest.mark.slow
-def test_a_user_cloud_config_boots_with_a_local_token_and_kill_takes_an_address(state_dir: Path) -> None:
+def test_a_user_cloud_config_boots_with_a_local_token_kill_takes_an_address_up_starts_afresh(
+    state_dir: Path,
+) -> None:
     client_port, peer_port = cluster_ports(1)
     user_data = state_dir.parent / "user-data"
     user_data.write_text(LISTING_1_ETCD2.format(client=client_port, peer=peer_port))
@@ -128,7 +131,21 @@ def test_a_user_cloud_config_boots_with_a_local_token_and_kill_takes_an_address(
     status = _flotilla(state_dir, "status")
     assert status.returncode == 1 and re.search(r"^m1\s+127\.0\.0\.2\s+killed\s+-$", status.stdout, re.M)
 
-    stopped = _flotilla(state_dir, "down", "--purge")
+    stopped = _flotilla(state_dir, "down")
     assert stopped.returncode == 0 and "discovery service stopped" in stopped.stdout
+    assert not cluster_pids(state_dir) and (state_dir / "m1/var/log/journal").is_dir()
+
+    # A new `up` starts afresh (the old member's data could not join a new token); the stopped cluster's
+    # files are set aside, not deleted.
+    result = _flotilla(state_dir, "up", "-n", "1", "--cloud-config", str(user_data))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"moved to {state_dir}/previous" in result.stdout
+    assert (state_dir / "previous/m1/var/log/journal").is_dir() and (state_dir / "previous/m1.log").is_file()
+    assert _flotilla(state_dir, "status").returncode == 0
+
+    second = read_record(state_dir)
+    assert second is not None
+    purged = _flotilla(state_dir, "down", "--purge")
+    assert purged.returncode == 0 and f"removed {state_dir}" in purged.stdout
     assert not state_dir.exists()
-    assert not cluster_pids(state_dir)
+    assert not any(machine_pids(m.root) for m in second.machines)

@@ -4,9 +4,8 @@
 from .cluster import UpOptions, cluster_pids, down, is_running, kill, require_record, up
 from .config import default_cloud_config, machine_ip, machine_name, replace_discovery
 from .errors import ClusterRunning, LocalClusterError, NoCluster, UnknownMachine, UpFailed
-from .probe import MemberRow
 from .record import ClusterRecord, MachineEntry, default_state_dir, read_record
-from .report import MachineRow, next_steps
+from .report import MachineRow, MemberRow, next_steps
 from .status import ClusterStatus, cluster_status, format_status
 
 __all__ = [

@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from flotilla.client import ClientError, EtcdClient
 from flotilla.fleetctl import FleetctlError, HttpAPI, MachineInfo
 
+from .report import MemberRow
+
 _CALL_S = 2.0
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    """One store member as ``flotilla status`` shows it."""
-
-    name: str
-    client_urls: tuple[str, ...]
-    is_leader: bool
 
 
 async def store_members(endpoints: Sequence[str]) -> list[MemberRow] | None:

@@ -1,4 +1,4 @@
-"""What ``flotilla up`` and ``flotilla status`` print (pure: values in, text out)."""
+"""What ``flotilla up`` and ``flotilla status`` print (pure: values in, text out, no I/O)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .probe import MemberRow
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One store member as ``flotilla status`` shows it."""
+
+    name: str
+    client_urls: tuple[str, ...]
+    is_leader: bool
 
 
 @dataclass(frozen=True)

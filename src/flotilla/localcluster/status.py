@@ -14,7 +14,7 @@ from . import probe
 from .cluster import require_record
 from .discovery import discovery_alive
 from .record import ClusterRecord
-from .report import MachineRow, machines_table, members_table
+from .report import MachineRow, MemberRow, machines_table, members_table
 
 _LIVE_PHASES = ("booting", "running", "stopping")
 
@@ -26,7 +26,7 @@ class ClusterStatus:
 
     record: ClusterRecord
     machines: tuple[MachineRow, ...]
-    members: tuple[probe.MemberRow, ...] | None
+    members: tuple[MemberRow, ...] | None
     units: str
     discovery_running: bool
 
