@@ -62,11 +62,12 @@ def new_token(discovery_url: str, size: int, timeout_s: float = 10.0) -> str:
 def discovery_alive(record: ClusterRecord) -> bool:
     """Whether this cluster's discovery service still runs (found by its data directory, so a reused
     PID is never mistaken for it)."""
-    return bool(_discovery_pids(record))
+    return bool(discovery_pids(record))
 
 
-def _discovery_pids(record: ClusterRecord) -> set[int]:
-    """The service and its own store (a child whose command line names the service's data directory)."""
+def discovery_pids(record: ClusterRecord) -> set[int]:
+    """Every live process of the cluster's discovery service: the service and its own store, both found
+    by the service's data directory on their command lines."""
     marker = str(record.discovery_data_dir).encode()
     found = set()
     for entry in os.scandir("/proc"):
@@ -86,25 +87,20 @@ def _discovery_pids(record: ClusterRecord) -> set[int]:
     return found
 
 
-def discovery_pids(record: ClusterRecord) -> set[int]:
-    """Every live process of the cluster's discovery service (the service and its store)."""
-    return _discovery_pids(record)
-
-
 def stop_discovery(record: ClusterRecord) -> bool:
     """SIGTERM the service (it stops its store), SIGKILL what is left after a grace period; returns
     whether anything was running."""
-    pids = _discovery_pids(record)
+    pids = discovery_pids(record)
     if not pids:
         return False
     main = record.discovery_pid if record.discovery_pid in pids else min(pids)
     with contextlib.suppress(ProcessLookupError):
         os.kill(main, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_S
-    while _discovery_pids(record) and time.monotonic() < deadline:
+    while discovery_pids(record) and time.monotonic() < deadline:
         time.sleep(_POLL_S)
     for _ in range(100):
-        left = _discovery_pids(record)
+        left = discovery_pids(record)
         if not left:
             break
         for pid in left:
