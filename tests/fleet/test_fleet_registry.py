@@ -124,3 +124,30 @@ def test_an_unreadable_assignment_is_reported_to_its_agent_and_removed_by_the_en
         assert await registry.client.get(key) is None
 
     run(store, scenario)
+
+
+def test_the_engines_mirror_follows_the_registry_and_matches_a_fresh_read(store) -> None:
+    async def scenario(registry: Registry) -> None:
+        for i in range(20):
+            await registry.create_unit(Unit.from_text(f"u{i:02d}.service", SERVICE, "launched"))
+        async with registry.mirror() as mirror:
+            await plan_and_write(registry)
+            await registry.set_desired_state("u03.service", "inactive")
+            await registry.destroy_unit("u04.service")
+            await registry.set_machine_metadata("a" * 32, "role", "web")
+            lease = await registry.client.lease_grant(60)
+            await registry.register_machine(Machine("c" * 32), lease.id)
+            await registry.client.lease_revoke(lease.id)  # machine c comes and goes
+            fresh = await registry.engine_snapshot()
+            for _ in range(100):  # the watch delivers the last changes shortly
+                copy = await mirror.snapshot()
+                if copy.cluster.revision >= fresh.cluster.revision:
+                    break
+                await asyncio.sleep(0.05)
+            assert copy.cluster == fresh.cluster
+            assert copy.assignments == fresh.assignments
+            assert copy.assignment_revisions == fresh.assignment_revisions
+            assert [m.id for m in copy.cluster.machines] == ["a" * 32, "b" * 32]
+            assert copy.cluster.machine("a" * 32).metadata == {"role": "web"}
+
+    run(store, scenario)

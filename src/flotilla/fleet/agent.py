@@ -133,7 +133,7 @@ class Agent:
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         await reconcile_until(
-            stop, self.registry, self.reconcile, watch=(f"assignments/{self.machine.id}",),
+            stop, self.reconcile, changes=(lambda: self.registry.changed(f"assignments/{self.machine.id}"),),
             interval_s=self.reconcile_interval_s, log=log, who=f"agent {self.machine.short_id}",
         )  # fmt: skip
 

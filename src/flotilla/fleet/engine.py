@@ -1,8 +1,9 @@
 """fleet's engine: one leader at a time places units on machines.
 
 Leadership is a key created under a lease (``Registry.campaign``); the leader keeps the lease alive and
-stops leading the moment the lease is lost. While it leads it reconciles on every change of units
-and machines (a watch, debounced) and at least every ``reconcile_interval_s``: read one snapshot, plan
+stops leading the moment the lease is lost. While it leads it keeps a copy of the registry from one
+watch (``RegistryMirror``) and reconciles on every change of units and machines (debounced) and at least
+every ``reconcile_interval_s``: take a snapshot of the copy, plan
 with the pure ``plan_schedule`` and ``plan_assignments``, write both (every unschedule before any
 schedule), report one line when it did something (STYLE 5).
 """
@@ -17,7 +18,7 @@ from flotilla.client import ClientError
 from flotilla.fleet.assignments import plan_assignments
 from flotilla.fleet.loops import reconcile_until, sleep_or, until_first
 from flotilla.fleet.planner import SchedulePlan, plan_schedule
-from flotilla.fleet.registry import Registry
+from flotilla.fleet.registry import Registry, RegistryMirror
 
 __all__ = ["Engine"]
 
@@ -77,13 +78,15 @@ class Engine:
             await sleep_or(stop, self.campaign_interval_s)
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        await reconcile_until(
-            stop, self.registry, self.reconcile, watch=("job", "machines"),
-            interval_s=self.reconcile_interval_s, log=log, who="engine",
-        )  # fmt: skip
+        async with self.registry.mirror() as mirror:
+            await reconcile_until(
+                stop, lambda: self.reconcile(mirror), changes=(mirror.changes,),
+                interval_s=self.reconcile_interval_s, log=log, who="engine",
+            )  # fmt: skip
 
-    async def reconcile(self) -> SchedulePlan:
-        snapshot = await self.registry.engine_snapshot()
+    async def reconcile(self, mirror: RegistryMirror | None = None) -> SchedulePlan:
+        """One pass: from ``mirror`` (the leader's copy of the registry) or, without one, a fresh read."""
+        snapshot = await (mirror.snapshot() if mirror is not None else self.registry.engine_snapshot())
         plan = plan_schedule(snapshot.cluster)
         assignments = plan_assignments(snapshot.cluster, plan, snapshot.assignments)
         failed = 0

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from flotilla.client import ClientError
-from flotilla.fleet.registry import Registry
 
 __all__ = ["reconcile_until", "sleep_or", "until_first"]
 
@@ -19,22 +18,23 @@ DEBOUNCE_S = 0.02  # let a burst of changes land in one snapshot
 
 async def reconcile_until(
     stop: asyncio.Event,
-    registry: Registry,
     reconcile: Callable[[], Awaitable[object]],
     *,
-    watch: Sequence[str],
+    changes: Sequence[Callable[[], AsyncIterator[object]]],
     interval_s: float,
     log: logging.Logger,
     who: str,
 ) -> None:
+    """Run ``reconcile`` once at once, then whenever one of ``changes`` yields (debounced) and at least
+    every ``interval_s``, until ``stop``."""
     changed = asyncio.Event()
     changed.set()
 
-    async def follow(directory: str) -> None:
-        async for _ in registry.changed(directory):
+    async def follow(change_feed: Callable[[], AsyncIterator[object]]) -> None:
+        async for _ in change_feed():
             changed.set()
 
-    watchers = [asyncio.ensure_future(follow(directory)) for directory in watch]
+    watchers = [asyncio.ensure_future(follow(feed)) for feed in changes]
     try:
         while not stop.is_set():
             await sleep_or(changed, interval_s)

@@ -35,7 +35,9 @@ Guarantees each method needs from the store (STYLE 6):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,7 +47,15 @@ from flotilla.fleet.assignments import Assignment, AssignmentPlan
 from flotilla.fleet.model import DESIRED_STATES, ClusterSnapshot, FrozenMapping, Machine, Unit, UnitState
 from flotilla.fleet.planner import SchedulePlan
 
-__all__ = ["Assigned", "DEFAULT_PREFIX", "ENGINE_VERSION", "Registry", "RegistrySnapshot", "StateRecord"]
+__all__ = [
+    "Assigned",
+    "DEFAULT_PREFIX",
+    "ENGINE_VERSION",
+    "Registry",
+    "RegistryMirror",
+    "RegistrySnapshot",
+    "StateRecord",
+]
 
 DEFAULT_PREFIX = "/_coreos.com/fleet/"
 ENGINE_VERSION = 1
@@ -174,12 +184,21 @@ class Registry:
             ops.append(Op.get(self._dir("assignments"), prefix=True))
         result = await self.client.txn(success=ops)
         kvs = [kv for response in result.responses for kv in response.kvs]
-        hashes = set()
-        for kv in result.responses[0].kvs:
-            if kv.key.endswith(b"/object"):
-                hashes.add(_json(kv.value).get("UnitHash", ""))
+        return await self._decode_with_bodies(kvs, result.revision)
+
+    async def _decode_with_bodies(self, kvs: list[KeyValue], revision: int) -> RegistrySnapshot:
+        job_dir = self._dir("job").encode()
+        hashes = {
+            _json(kv.value).get("UnitHash", "")
+            for kv in kvs
+            if kv.key.startswith(job_dir) and kv.key.endswith(b"/object")
+        }
         await self._read_bodies(hashes - {""})
-        return self._decode(kvs, result.revision)
+        return self._decode(kvs, revision)
+
+    def mirror(self) -> RegistryMirror:
+        """A copy of what the engine plans from, kept current by one watch (see ``RegistryMirror``)."""
+        return RegistryMirror(self)
 
     async def _read_bodies(self, hashes: set[str]) -> None:
         """Fetch the unit bodies not yet known (``self._texts``): batched gets, or one range for many."""
@@ -543,6 +562,88 @@ class Registry:
             feed = self._feeds[directory] = _ChangeFeed(self.client, prefix)
         async for revision in feed.subscribe():
             yield revision
+
+
+class RegistryMirror:
+    """What the engine plans from — jobs, machines, the leader key, the engine's notes, assignments —
+    read once and then kept current from one watch of the registry, so an engine pass costs the changes
+    since the last one instead of a read of the whole registry (40,000 keys for 10,000 units).
+
+    The copy is exact at ``revision``, the revision of the last event applied: the watch delivers events
+    in revision order, a transaction's events together. Writes made from it are conditional on nothing
+    having changed after that revision (``Registry.write_plan``), so a copy that lags only fails writes,
+    never makes wrong ones. Use as ``async with registry.mirror() as mirror``; ``changes()`` yields after
+    each applied batch that touched jobs or machines (what should wake the engine)."""
+
+    _DIRS = ("job/", "machines/", "lease/", "engine/", "assignments/")
+    _WAKE = ("job/", "machines/")
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._prefix = registry.prefix.encode()
+        self._kvs: dict[bytes, KeyValue] = {}
+        self.revision = 0
+        self._ready = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RegistryMirror:
+        self._task = asyncio.ensure_future(self._follow())
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClientError):
+                await self._task
+
+    def _kept(self, key: bytes) -> bool:
+        return key[len(self._prefix) :].startswith(tuple(d.encode() for d in self._DIRS))
+
+    async def _follow(self) -> None:
+        client = self._registry.client
+        while True:
+            try:
+                ops = [Op.get(self._registry.prefix + d, prefix=True) for d in self._DIRS]
+                result = await client.txn(success=ops)
+                self._kvs = {kv.key: kv for r in result.responses for kv in r.kvs}
+                revision = self.revision = result.revision
+                self._ready.set()
+                self._changed.set()
+                async for response in client.watch_prefix(self._registry.prefix, start_revision=revision + 1):
+                    self._apply(response.events)
+            except (TimeoutError, ClientError) as error:  # compacted, or the store is gone: read again
+                self._ready.clear()
+                logging.getLogger("flotilla.fleet.engine").warning(
+                    "registry mirror: %s; reading again", error
+                )
+                await asyncio.sleep(0.5)
+
+    def _apply(self, events) -> None:
+        wake = False
+        for event in events:
+            key = event.kv.key
+            self.revision = max(self.revision, event.kv.mod_revision)
+            if not self._kept(key):
+                continue
+            if event.type == "PUT":
+                self._kvs[key] = event.kv
+            else:
+                self._kvs.pop(key, None)
+            wake = wake or key[len(self._prefix) :].startswith(tuple(d.encode() for d in self._WAKE))
+        if wake:
+            self._changed.set()
+
+    async def changes(self) -> AsyncIterator[int]:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            yield self.revision
+
+    async def snapshot(self, timeout_s: float = 5.0) -> RegistrySnapshot:
+        """The engine's snapshot from the copy (waiting up to ``timeout_s`` for the first read)."""
+        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        return await self._registry._decode_with_bodies(list(self._kvs.values()), self.revision)
 
 
 class _ChangeFeed:
