@@ -160,7 +160,8 @@ async def stream_write(call, request, timeout_s: float) -> None:
     """Write to a stream within ``timeout_s``; a stream that already ended raises its final status as an
     AioRpcError (grpc.aio says only "RPC already finished"), so the caller can judge it like any other."""
     try:
-        await asyncio.wait_for(call.write(request), max(timeout_s, 0.001))
+        async with asyncio.timeout(max(timeout_s, 0.001)):
+            await call.write(request)
     except asyncio.InvalidStateError:
         code = await call.code()
         details = await call.details()

@@ -127,7 +127,8 @@ async def _refresh_until_lost(client: EtcdClient, state: KeepAlive) -> None:
 async def _refresh_once(call, state: KeepAlive, *, timeout_s: float) -> int:
     timeout_s = max(timeout_s, 0.001)
     await stream_write(call, rpc_pb2.LeaseKeepAliveRequest(ID=state.lease_id), timeout_s)
-    response = await asyncio.wait_for(call.read(), timeout_s)
+    async with asyncio.timeout(timeout_s):
+        response = await call.read()
     if response is grpc.aio.EOF:
         raise ConnectionError("the member closed the keep-alive stream")
     return response.TTL

@@ -141,7 +141,8 @@ class Watch:
             call = stubs.watch.Watch(metadata=client.metadata)
             try:
                 await stream_write(call, rpc_pb2.WatchRequest(create_request=create), attempt_s)
-                created = await asyncio.wait_for(call.read(), attempt_s)
+                async with asyncio.timeout(attempt_s):
+                    created = await call.read()
             except TimeoutError:
                 call.cancel()
                 raise RetryElsewhere(f"no answer to the watch request within {attempt_s:.3g}s") from None
@@ -182,7 +183,8 @@ class Watch:
             cancel = rpc_pb2.WatchRequest(cancel_request=rpc_pb2.WatchCancelRequest(watch_id=self._watch_id))
             # Polite first (etcd then drops the watcher at once); the stream's cancel below makes sure.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(call.write(cancel), 0.5)
+                async with asyncio.timeout(0.5):
+                    await call.write(cancel)
         self._drop_call()
 
     def __del__(self) -> None:

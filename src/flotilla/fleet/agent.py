@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from flotilla.client import ClientError
@@ -34,6 +35,8 @@ from flotilla.units import UnitError, parse_unit_text_fleet, unit_hash
 __all__ = ["Agent"]
 
 log = logging.getLogger("flotilla.fleet.agent")
+
+_REREAD_PASSES = 10
 
 
 class Agent:
@@ -61,6 +64,11 @@ class Agent:
         self._hashes: dict[str, tuple[float, int, str]] = {}
         self._lease_id = 0
         self._globals: set[str] = set()  # names of the global units among the last assignments read
+        # The last assignments read and when; read again when the watch says they changed, and at least
+        # every _REREAD_INTERVALS passes in case a watch was interrupted and resumed past a change.
+        self._desired: dict[str, tuple[Unit, str]] | None = None
+        self._passes_since_read = 0
+        self._assignment_events = 0  # changes the watch reported; a read racing one is not kept
 
     # ------------------------------------------------------------------ the loop
 
@@ -73,6 +81,7 @@ class Agent:
                 await self.registry.register_machine(self.machine, lease.id)
                 self._lease_id = lease.id
                 self._published.clear()  # the new lease holds none of our states yet
+                self._desired = None
                 self.registered.set()
                 log.info(
                     "agent %s: registered (lease %x, ttl %ds)", self.machine.short_id, lease.id, self.ttl_s
@@ -133,20 +142,38 @@ class Agent:
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         await reconcile_until(
-            stop, self.reconcile, changes=(lambda: self.registry.changed(f"assignments/{self.machine.id}"),),
+            stop, self.reconcile, changes=(self._assignment_changes,),
             interval_s=self.reconcile_interval_s, log=log, who=f"agent {self.machine.short_id}",
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one reconcile
 
+    async def _assignment_changes(self) -> AsyncIterator[int]:
+        async for revision in self.registry.changed(f"assignments/{self.machine.id}"):
+            self._assignment_events += 1
+            self._desired = None
+            yield revision
+
     async def desired(self) -> dict[str, tuple[Unit, str]]:
         """What this machine should run: its assignments (its scheduled units and the global units it
-        qualifies for, as the engine wrote them), each with its desired state."""
+        qualifies for, as the engine wrote them), each with its desired state. The periodic passes (for
+        local state changes) reuse the last read unless the assignments changed since: a hundred agents
+        must not each read the store every second for nothing."""
+        self._passes_since_read += 1
+        if self._desired is not None and self._passes_since_read < _REREAD_PASSES:
+            return self._desired
+        self._desired, self._passes_since_read = None, 0
+        events_before = self._assignment_events
         assigned = await self.registry.assigned(self.machine.id)
         for name, error in assigned.errors.items():
             log.warning("agent %s: %s: %s", self.machine.short_id, name, error)
         self._globals = {name for name, record in assigned.records.items() if record.is_global}
-        return {name: (unit, unit.desired_state) for name, unit in assigned.units.items()}
+        desired = {name: (unit, unit.desired_state) for name, unit in assigned.units.items()}
+        if not assigned.errors and events_before == self._assignment_events:
+            self._desired = (
+                desired  # else read again next pass: a record was unreadable, or changed meanwhile
+            )
+        return desired
 
     async def current(self) -> dict[str, UnitState | None]:
         names = (

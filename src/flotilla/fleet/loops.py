@@ -54,8 +54,11 @@ async def reconcile_until(
 
 async def sleep_or(event: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds`` or until ``event`` is set, whichever comes first."""
+    # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives just as the event is
+    # set, and the cancelled loop then runs on forever (a test saw a killed agent keep going).
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 async def until_first(*makers: Callable[[], Awaitable[object]]) -> None:

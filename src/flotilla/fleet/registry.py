@@ -642,7 +642,8 @@ class RegistryMirror:
 
     async def snapshot(self, timeout_s: float = 5.0) -> RegistrySnapshot:
         """The engine's snapshot from the copy (waiting up to ``timeout_s`` for the first read)."""
-        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await self._ready.wait()
         return await self._registry._decode_with_bodies(list(self._kvs.values()), self.revision)
 
 
