@@ -30,6 +30,9 @@ CORE_PACKAGES = (
     "flotilla.cloudinit.model",
     "flotilla.cloudinit.substitute",
     "flotilla.cloudinit.decode",
+    "flotilla.machine.vendor",
+    "flotilla.localcluster.config",
+    "flotilla.localcluster.report",
 )
 
 FORBIDDEN_MODULES = frozenset(
