@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flotilla.cloudinit import parse, substitute, validate
 
 # The seeds' Listing 1 (CoreOS, 2014, etcd 0.4 era), verbatim.
-LISTING_1 = """\
-#cloud-config
-
-coreos:
-  etcd:
-    # generate a new token for each unique cluster from https://discovery.etcd.io/new
-    discovery: https://discovery.etcd.io/<token>
-    # multi-region and multi-cloud deployments need to use $public_ipv4
-    addr: $private_ipv4:4001
-    peer-addr: $private_ipv4:7001
-  units:
-    - name: etcd.service
-      command: start
-    - name: fleet.service
-      command: start
-"""
+LISTING_1 = (Path(__file__).resolve().parents[2] / "examples/cloud-config/listing1.yml").read_text()
 
 
 def test_listing_1_validates_without_findings() -> None:

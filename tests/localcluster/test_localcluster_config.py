@@ -3,6 +3,8 @@ cloud-config, the cluster record and the lines printed for the user."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flotilla.cloudinit import parse
@@ -19,22 +21,7 @@ from flotilla.localcluster import (
 TOKEN = "http://127.0.0.1:40123/0123456789abcdef0123456789abcdef"
 
 # The seeds' Listing 1 (etcd 0.4 settings), as a user would pass it with --cloud-config.
-LISTING_1 = """\
-#cloud-config
-
-coreos:
-  etcd:
-    # generate a new token for each unique cluster from https://discovery.etcd.io/new
-    discovery: https://discovery.etcd.io/<token>
-    # multi-region and multi-cloud deployments need to use $public_ipv4
-    addr: $private_ipv4:4001
-    peer-addr: $private_ipv4:7001
-  units:
-    - name: etcd.service
-      command: start
-    - name: fleet.service
-      command: start
-"""
+LISTING_1 = (Path(__file__).resolve().parents[2] / "examples/cloud-config/listing1.yml").read_text()
 
 
 def test_machines_are_named_m1_and_live_on_127_0_0_2_onwards() -> None:

@@ -33,23 +33,8 @@ pytestmark = [
     pytest.mark.skipif(not netns_supported(), reason="needs root and `ip netns`"),
 ]
 
-# The seeds' Listing 1, with only the token URL replaced.
-LISTING_1 = """\
-#cloud-config
-
-coreos:
-  etcd:
-    # generate a new token for each unique cluster from https://discovery.etcd.io/new
-    discovery: {token}
-    # multi-region and multi-cloud deployments need to use $public_ipv4
-    addr: $private_ipv4:4001
-    peer-addr: $private_ipv4:7001
-  units:
-    - name: etcd.service
-      command: start
-    - name: fleet.service
-      command: start
-"""
+# The seeds' Listing 1 (examples/cloud-config/listing1.yml); only its token URL is replaced.
+LISTING_1 = (Path(__file__).resolve().parents[2] / "examples/cloud-config/listing1.yml").read_text()
 
 
 def _discovery(network: Network, data_dir: Path) -> subprocess.Popen[str]:
@@ -79,7 +64,7 @@ def test_listing_1_boots_a_three_machine_cluster_through_discovery(tmp_path: Pat
         line = discovery.stdout.readline()
         assert line.startswith("discovery service listening on "), line
         token = _new_token(network, line.rsplit(" ", 1)[1].strip(), 3)
-        (tmp_path / "user-data").write_text(LISTING_1.format(token=token))
+        (tmp_path / "user-data").write_text(LISTING_1.replace("https://discovery.etcd.io/<token>", token))
         specs = [
             MachineSpec(tmp_path / f"core{i + 1}", tmp_path / "user-data", ip=network.address(i), netns=host)
             for i, host in enumerate(network.hosts)

@@ -16,20 +16,11 @@ from flotilla.systemd import Layout
 from flotilla.systemd.loader import load_unit
 from flotilla.units import SpecifierContext
 
-LISTING_1 = """\
-#cloud-config
-
-coreos:
-  etcd:
-    discovery: http://10.9.9.254:8087/0123456789abcdef
-    addr: $private_ipv4:4001
-    peer-addr: $private_ipv4:7001
-  units:
-    - name: etcd.service
-      command: start
-    - name: fleet.service
-      command: start
-"""
+LISTING_1 = (
+    (Path(__file__).resolve().parents[2] / "examples/cloud-config/listing1.yml")
+    .read_text()
+    .replace("https://discovery.etcd.io/<token>", "http://10.9.9.254:8087/0123456789abcdef")
+)
 
 
 def _installed(
