@@ -103,16 +103,15 @@ def test_next_steps_are_the_exports_a_curl_status_and_down() -> None:
     endpoints = ["http://127.0.0.2:2379", "http://127.0.0.3:2379"]
     text = next_steps(
         etcd_endpoints=endpoints,
-        fleet_socket="/home/u/.flotilla/m1/run/fleet.sock",
         activate="/repo/.venv/bin/activate",
     )
     assert text.splitlines() == [
         "  source /repo/.venv/bin/activate",
         "  export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=http://127.0.0.2:2379,http://127.0.0.3:2379",
-        "  export FLEETCTL_ENDPOINT=unix:///home/u/.flotilla/m1/run/fleet.sock",
+        "  export FLEETCTL_DRIVER=etcd FLEETCTL_ENDPOINT=http://127.0.0.2:2379,http://127.0.0.3:2379",
         '  curl -L http://127.0.0.2:2379/v2/keys/message -XPUT -d value="Hello world"',
         "  flotilla status",
         "  flotilla down",
     ]
-    other = next_steps(etcd_endpoints=endpoints, fleet_socket="/x/m1/run/fleet.sock", state_dir_export="/x y")
+    other = next_steps(etcd_endpoints=endpoints, state_dir_export="/x y")
     assert other.splitlines()[0] == "  export FLOTILLA_STATE_DIR='/x y'"

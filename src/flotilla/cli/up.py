@@ -54,10 +54,9 @@ def _next_steps(state_dir: Path) -> str:
     assert record is not None, "up returned without a record"
     states = [read_state(entry.root) for entry in record.machines]
     endpoints = [url for state in states if state is not None for url in state.etcd_endpoints]
-    sockets = [state.fleet_socket for state in states if state is not None]
     default = default_state_dir().expanduser().absolute() == state_dir
     return next_steps(
-        etcd_endpoints=endpoints, fleet_socket=sockets[0] if sockets else "", activate=_activate_script(),
+        etcd_endpoints=endpoints, activate=_activate_script(),
         state_dir_export="" if default else str(state_dir),
     )  # fmt: skip
 

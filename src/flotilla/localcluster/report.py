@@ -49,12 +49,13 @@ def members_table(rows: Sequence[MemberRow]) -> str:
 def next_steps(
     *,
     etcd_endpoints: Sequence[str],
-    fleet_socket: str,
     activate: str = "",
     state_dir_export: str = "",
 ) -> str:
     """The lines to type next: the exports for etcdctl and fleetctl, a curl of the v2 keys API, status
-    and down. ``activate`` is the venv's activate script when flotilla's commands are not on PATH;
+    and down. fleetctl uses its etcd driver on every member rather than one machine's API socket, so it
+    keeps working when the walkthrough kills a machine (maybe the one whose socket it would use).
+    ``activate`` is the venv's activate script when flotilla's commands are not on PATH;
     ``state_dir_export`` the state directory when it is not the default one."""
     lines = []
     if activate:
@@ -62,7 +63,7 @@ def next_steps(
     if state_dir_export:
         lines.append(f"export FLOTILLA_STATE_DIR={shlex.quote(state_dir_export)}")
     lines.append(f"export ETCDCTL_API=3 ETCDCTL_ENDPOINTS={','.join(etcd_endpoints)}")
-    lines.append(f"export FLEETCTL_ENDPOINT=unix://{fleet_socket}")
+    lines.append(f"export FLEETCTL_DRIVER=etcd FLEETCTL_ENDPOINT={','.join(etcd_endpoints)}")
     first = etcd_endpoints[0] if etcd_endpoints else "http://127.0.0.2:2379"
     lines.append(f'curl -L {first}/v2/keys/message -XPUT -d value="Hello world"')
     lines.append("flotilla status")
