@@ -21,6 +21,12 @@ REAL_ETCD = "/usr/bin/etcd"
 REAL_ETCDCTL = "/usr/bin/etcdctl"
 
 
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test stops with SIGINT (Ctrl-C): a test run started in the
+    background of a script inherits SIGINT ignored, and so would the child (Go's etcdctl keeps it so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def real_etcd_available() -> bool:
     return os.path.exists(REAL_ETCD) and os.path.exists(REAL_ETCDCTL)
 

@@ -21,7 +21,7 @@ import threading
 import time
 
 import pytest
-from processes import REAL_ETCDCTL, etcdctl, real_etcd_available, start_member
+from processes import REAL_ETCDCTL, etcdctl, interruptible, real_etcd_available, start_member
 
 from flotilla.etcd.api import rpc_pb2
 
@@ -169,6 +169,7 @@ class Stream:
             [REAL_ETCDCTL, f"--endpoints={address}", *args],
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+            preexec_fn=interruptible,
         )  # fmt: skip
         LIVE_STREAMS.append(self)
         self.out: list[str] = []

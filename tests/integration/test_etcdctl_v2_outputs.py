@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
-from processes import REAL_ETCDCTL, real_etcd_available, start_member
+from processes import REAL_ETCDCTL, interruptible, real_etcd_available, start_member
 
 pytestmark = pytest.mark.skipif(
     not real_etcd_available(), reason="needs Debian's etcd-server and etcd-client"
@@ -288,7 +288,9 @@ def _run_step(client: str, member, step: Step, info: dict[str, str]) -> tuple[in
         return done.returncode, done.stdout, done.stderr
     out_path = f"{member.data_dir}.watch-{client}.out"
     with open(out_path, "w+") as out, open(out_path + ".err", "w+") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, preexec_fn=interruptible
+        )
         try:
             _wait_watching(member)
             for trigger in step.then:
