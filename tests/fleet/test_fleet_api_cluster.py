@@ -29,7 +29,7 @@ from flotilla.ports import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
-from processes import real_etcd_available, start_member  # noqa: E402
+from processes import real_etcd_available, self_signed_certificate, start_member  # noqa: E402
 from test_fleet_api import (  # noqa: E402
     JSON,
     SLEEP,
@@ -394,20 +394,10 @@ def test_the_same_calls_on_flotilla_and_on_debians_etcd(member, kind, tmp_path):
         run(api_walkthrough(etcd.endpoint))
 
 
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "api.crt", directory / "api.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 def test_the_tcp_listener_serves_tls_and_requires_client_certificates_when_told(member, tmp_path):
     """fleetd's api_certfile/api_keyfile/api_cafile; the real fleetctl speaks to it with its TLS flags."""
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path, "api")
     port = free_port()
     config = FleetConfig(
         api_listen=f"127.0.0.1:{port}", api_certfile=str(cert), api_keyfile=str(key), api_cafile=str(cert)

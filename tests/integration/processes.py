@@ -27,6 +27,18 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def self_signed_certificate(directory: Path, name: str = "test") -> tuple[Path, Path]:
+    """A one-day self-signed certificate for 127.0.0.1 and its key (``name``.crt, ``name``.key); it serves
+    as CA, server and client certificate alike. Needs openssl (the callers skip without it)."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
 def real_etcd_available() -> bool:
     return os.path.exists(REAL_ETCD) and os.path.exists(REAL_ETCDCTL)
 

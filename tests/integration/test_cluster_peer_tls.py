@@ -5,10 +5,9 @@ flags beside it to show they mean the same thing."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
-from processes import etcdctl, real_etcd_available, start_cluster
+from processes import etcdctl, real_etcd_available, self_signed_certificate, start_cluster
 
 pytestmark = [
     pytest.mark.skipif(not real_etcd_available(), reason="Debian's etcd/etcdctl not installed"),
@@ -16,19 +15,9 @@ pytestmark = [
 ]
 
 
-def _certificate(directory):
-    cert, key = directory / "peer.crt", directory / "peer.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.mark.parametrize("kind", ["flotilla", "etcd"])
 def test_members_replicate_over_tls_peer_links(tmp_path, kind):
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path, "peer")
     flags = [
         f"--peer-cert-file={cert}", f"--peer-key-file={key}", f"--peer-trusted-ca-file={cert}",
         "--peer-client-cert-auth",
