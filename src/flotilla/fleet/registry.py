@@ -581,6 +581,8 @@ class RegistryMirror:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._prefix = registry.prefix.encode()
+        self._kept_dirs = tuple(d.encode() for d in self._DIRS)
+        self._wake_dirs = tuple(d.encode() for d in self._WAKE)
         self._kvs: dict[bytes, KeyValue] = {}
         self.revision = 0
         self._ready = asyncio.Event()
@@ -598,7 +600,7 @@ class RegistryMirror:
                 await self._task
 
     def _kept(self, key: bytes) -> bool:
-        return key[len(self._prefix) :].startswith(tuple(d.encode() for d in self._DIRS))
+        return key[len(self._prefix) :].startswith(self._kept_dirs)
 
     async def _follow(self) -> None:
         client = self._registry.client
@@ -630,7 +632,7 @@ class RegistryMirror:
                 self._kvs[key] = event.kv
             else:
                 self._kvs.pop(key, None)
-            wake = wake or key[len(self._prefix) :].startswith(tuple(d.encode() for d in self._WAKE))
+            wake = wake or key[len(self._prefix) :].startswith(self._wake_dirs)
         if wake:
             self._changed.set()
 
