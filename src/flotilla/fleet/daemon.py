@@ -10,7 +10,6 @@ import asyncio
 import logging
 import signal
 import ssl
-import uuid
 from pathlib import Path
 
 from flotilla import __version__
@@ -29,19 +28,7 @@ log = logging.getLogger("flotilla.fleet")
 
 def machine_id_for(config: FleetConfig) -> str:
     """The configured ID, else the unit manager root's ``etc/machine-id`` (created if missing)."""
-    if config.machine_id:
-        return config.machine_id
-    path = Layout.at(config.systemd_root).machine_id_file
-    try:
-        text = path.read_text().strip()
-        if len(text) == 32:
-            return text
-    except OSError:
-        pass
-    machine_id = uuid.uuid4().hex
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(machine_id + "\n")
-    return machine_id
+    return config.machine_id or Layout.at(config.systemd_root).machine_id()
 
 
 def api_ssl_context(config: FleetConfig) -> ssl.SSLContext | None:

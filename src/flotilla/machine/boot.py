@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,23 +80,10 @@ def prepare(spec: MachineSpec) -> CloudConfig:
     return config
 
 
-def machine_id(root: Path) -> str:
-    """``<root>/etc/machine-id``, created on the first boot as systemd does."""
-    path = root / "etc/machine-id"
-    with contextlib.suppress(OSError):
-        text = path.read_text().strip()
-        if len(text) == 32:
-            return text
-    value = uuid.uuid4().hex
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(value + "\n")
-    return value
-
-
 def install(spec: MachineSpec, config: CloudConfig, echo: Echo) -> tuple[Applied, MachineState]:
     """Step 2: the cloud-config and the vendor units under the root; returns what apply did."""
     shutil.rmtree(spec.root / "run", ignore_errors=True)
-    ident = machine_id(spec.root)
+    ident = Layout.at(spec.root).machine_id()
     hostname = config.hostname or f"ip-{spec.ip.replace('.', '-').replace(':', '-')}"
     state = MachineState(
         root=str(spec.root), phase="booting", pid=os.getpid(), ip=spec.ip, public_ip=spec.advertised_ip,

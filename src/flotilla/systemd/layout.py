@@ -8,7 +8,9 @@ administrator's), ``DIR/run/systemd/system`` (runtime: fleet links its units her
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,19 @@ class Layout:
     @property
     def machine_id_file(self) -> Path:
         return self.root / "etc/machine-id"
+
+    def machine_id(self) -> str:
+        """The machine's ID from ``etc/machine-id``, created (32 hex digits) on first use as systemd does
+        on a first boot. The unit manager, fleetd and the machine boot all read it here."""
+        path = self.machine_id_file
+        with contextlib.suppress(OSError):
+            text = path.read_text().strip()
+            if len(text) == 32:
+                return text
+        value = uuid.uuid4().hex
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n")
+        return value
 
     @property
     def instance_tag(self) -> str:

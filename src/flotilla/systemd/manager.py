@@ -118,7 +118,7 @@ class Manager:
     async def open(self) -> None:
         self.layout.make_dirs()
         boot_id = uuid.uuid4().hex
-        machine_id = self._machine_id()
+        machine_id = self.layout.machine_id()
         self.journal = Journal(
             self.layout.journal_dir,
             max_bytes=self._journal_max_bytes,
@@ -164,17 +164,6 @@ class Manager:
         self.reaper.uninstall()
         if self.journal is not None:
             self.journal.close()
-
-    def _machine_id(self) -> str:
-        path = self.layout.machine_id_file
-        with contextlib.suppress(OSError):
-            text = path.read_text().strip()
-            if len(text) == 32:
-                return text
-        machine_id = uuid.uuid4().hex
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(machine_id + "\n")
-        return machine_id
 
     # ------------------------------------------------------------------ loading
 
